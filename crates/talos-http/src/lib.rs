@@ -1,1 +1,185 @@
-//! talos-http
+#![doc = include_str!("../README.md")]
+
+mod error;
+pub mod extract;
+mod handlers;
+mod middleware;
+pub mod wire;
+
+pub use error::{ApiError, ApiResult};
+pub use extract::ClientIpSource;
+
+use std::sync::Arc;
+
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{App, HttpServer, Route};
+use serde::Serialize;
+use talos_core::Service;
+
+use handlers::{imported, issued, misc, verify};
+
+/// Build metadata served at `/version`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildInfo {
+    pub version: String,
+    pub commit: String,
+    pub build_time: String,
+    pub config_hash: String,
+}
+
+/// Everything handlers share.
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub build: BuildInfo,
+    pub client_ip_source: ClientIpSource,
+    pub trust_forwarded_host: bool,
+    pub exclude_health_from_log: bool,
+}
+
+fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
+    let mut r = web::resource(path);
+    for route in routes {
+        r = r.route(route);
+    }
+    r.default_service(web::to(misc::method_not_allowed))
+}
+
+/// The API routes (health and version included). Paths with a `:verb` suffix use an id pattern
+/// without `:` so that `/{id}` never swallows `/{id}:rotate`.
+pub fn routes(cfg: &mut ServiceConfig) {
+    const ID: &str = "{key_id:[^/:]+}";
+    let admin = "/v2alpha1/admin";
+    cfg.service(resource(
+        &format!("{admin}/issuedApiKeys"),
+        vec![web::post().to(issued::issue), web::get().to(issued::list)],
+    ))
+    .service(resource(
+        &format!("{admin}/issuedApiKeys/{ID}:rotate"),
+        vec![web::post().to(issued::rotate)],
+    ))
+    .service(resource(
+        &format!("{admin}/issuedApiKeys/{ID}:revoke"),
+        vec![web::post().to(issued::revoke)],
+    ))
+    .service(resource(
+        &format!("{admin}/issuedApiKeys/{ID}"),
+        vec![web::get().to(issued::get), web::patch().to(issued::update)],
+    ))
+    .service(resource(
+        &format!("{admin}/importedApiKeys"),
+        vec![
+            web::post().to(imported::import),
+            web::get().to(imported::list),
+        ],
+    ))
+    .service(resource(
+        &format!("{admin}/importedApiKeys:batchCreate"),
+        vec![web::post().to(imported::batch_import)],
+    ))
+    .service(resource(
+        &format!("{admin}/importedApiKeys:batchImport"),
+        vec![web::post().to(imported::batch_import)],
+    ))
+    .service(resource(
+        &format!("{admin}/importedApiKeys/{ID}:revoke"),
+        vec![web::post().to(imported::revoke)],
+    ))
+    .service(resource(
+        &format!("{admin}/importedApiKeys/{ID}"),
+        vec![
+            web::get().to(imported::get),
+            web::patch().to(imported::update),
+            web::delete().to(imported::delete),
+        ],
+    ))
+    .service(resource(
+        &format!("{admin}/apiKeys/{ID}:revoke"),
+        vec![web::post().to(issued::revoke_any)],
+    ))
+    .service(resource(
+        &format!("{admin}/apiKeys:verify"),
+        vec![web::post().to(verify::verify)],
+    ))
+    .service(resource(
+        &format!("{admin}/apiKeys:batchVerify"),
+        vec![web::post().to(verify::batch_verify)],
+    ))
+    .service(resource(
+        &format!("{admin}/apiKeys:derive"),
+        vec![web::post().to(verify::derive)],
+    ))
+    .service(resource(
+        "/v2alpha1/apiKeys:selfRevoke",
+        vec![web::post().to(verify::self_revoke)],
+    ))
+    .service(resource(
+        "/v2alpha1/derivedKeys/jwks.json",
+        vec![web::get().to(misc::jwks)],
+    ))
+    .service(resource(
+        "/.well-known/jwks.json",
+        vec![web::get().to(misc::well_known_jwks)],
+    ));
+    health_routes(cfg);
+}
+
+/// `/health/alive`, `/health/ready`, `/version` (also served on the metrics port).
+pub fn health_routes(cfg: &mut ServiceConfig) {
+    cfg.service(resource("/health/alive", vec![web::get().to(misc::alive)]))
+        .service(resource("/health/ready", vec![web::get().to(misc::ready)]))
+        .service(resource("/version", vec![web::get().to(misc::version)]));
+}
+
+/// The complete actix application for `state`.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .configure(routes)
+        .default_service(web::to(misc::not_found))
+        .wrap(actix_web::middleware::from_fn(middleware::request_context))
+}
+
+/// The API server on an already-bound listener (port 0 works for tests). Signals are handled by
+/// the caller, which stops the returned server gracefully.
+pub fn server(
+    state: web::Data<AppState>,
+    listener: std::net::TcpListener,
+    workers: usize,
+) -> std::io::Result<actix_web::dev::Server> {
+    let mut s = HttpServer::new(move || app(state.clone()))
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(10);
+    if workers > 0 {
+        s = s.workers(workers);
+    }
+    Ok(s.run())
+}
+
+/// The health server of the metrics port.
+pub fn health_server(
+    state: web::Data<AppState>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<actix_web::dev::Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(health_routes)
+            .default_service(web::to(misc::not_found))
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .run())
+}

@@ -1,0 +1,116 @@
+//! `talos-server`: serve the API, run migrations, print the version.
+
+mod dev;
+mod serve;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use talos_core::config::{ConfigSource, load};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "talos-server",
+    version,
+    about = "Talos API key management server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Apply or inspect database migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+        /// Database DSN (else TALOS_DB_DSN, else db.dsn of --config).
+        #[arg(long, global = true)]
+        database: Option<String>,
+        /// Config file to read db.dsn from.
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// YAML configuration file (watched: secrets and credentials reload on change).
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Development setup: embedded SQLite and a generated secret in the working directory.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Migrate {
+            action,
+            database,
+            config,
+        } => migrate(action, database, config).await,
+        Command::Version => {
+            println!("talos-server {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
+
+fn resolve_dsn(database: Option<String>, config: Option<PathBuf>) -> anyhow::Result<String> {
+    if let Some(d) = database.filter(|d| !d.is_empty()) {
+        return Ok(d);
+    }
+    if let Some(d) = std::env::var("TALOS_DB_DSN").ok().filter(|d| !d.is_empty()) {
+        return Ok(d);
+    }
+    if let Some(path) = config {
+        let (c, _) = load(&ConfigSource::from_process(Some(path))).context("loading the config")?;
+        return Ok(c.db.dsn);
+    }
+    bail!("no database given: use --database DSN, TALOS_DB_DSN or --config FILE")
+}
+
+async fn migrate(
+    action: MigrateAction,
+    database: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let dsn = resolve_dsn(database, config)?;
+    match action {
+        MigrateAction::Up => {
+            let applied = talos_storage::migrate_up(&dsn).await?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for name in applied {
+                println!("applied {name}");
+            }
+        }
+        MigrateAction::Status => {
+            for m in talos_storage::migration_status(&dsn).await? {
+                println!(
+                    "{} {}",
+                    if m.applied { "applied" } else { "pending" },
+                    m.name
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! `serve`: load config, prepare the database, run the API and health servers, reload the config
+//! file on change, and shut down gracefully on SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use anyhow::{Context, bail};
+use talos_core::Service;
+use talos_core::config::{Config, ConfigSource, LogFormat, load_with_base};
+use talos_http::{AppState, BuildInfo, ClientIpSource};
+use talos_storage::Backend;
+
+use crate::{ServeArgs, dev};
+
+fn init_logging(c: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&c.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match c.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path?).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+async fn prepare_database(c: &Config) -> anyhow::Result<()> {
+    match Backend::from_dsn(&c.db.dsn)? {
+        Backend::Sqlite => {
+            for name in talos_storage::migrate_up(&c.db.dsn)
+                .await
+                .context("applying SQLite migrations")?
+            {
+                tracing::info!(migration = %name, "applied migration");
+            }
+        }
+        Backend::Postgres => {
+            let pending = talos_storage::pending_migrations(&c.db.dsn)
+                .await
+                .context("checking PostgreSQL migrations")?;
+            if !pending.is_empty() {
+                bail!(
+                    "{} database migration(s) pending ({}); run `talos-server migrate up --database <DSN>` first",
+                    pending.len(),
+                    pending.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let source = ConfigSource::from_process(args.config.clone());
+    let base = if args.dev {
+        Some(dev::base_config(&std::env::current_dir()?)?)
+    } else {
+        None
+    };
+    let (config, warnings) = load_with_base(&source, base.as_ref())?;
+    init_logging(&config);
+    if args.dev {
+        eprintln!("{}", dev::BANNER);
+        tracing::warn!("running the development setup (serve --dev); not for production");
+    }
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if config.credentials.issuer.is_empty() {
+        bail!(
+            "credentials.issuer is required (set it in --config or TALOS_CREDENTIALS_ISSUER, or use `serve --dev` for a development setup)"
+        );
+    }
+    let client_ip_source =
+        ClientIpSource::parse(&config.serve.http.client_ip_source).map_err(anyhow::Error::msg)?;
+    prepare_database(&config).await?;
+    let service = Arc::new(
+        Service::from_config(&config)
+            .await
+            .context("starting the service")?,
+    );
+    let runtime = service.runtime();
+    if runtime.keyring.current().is_err() {
+        tracing::error!(
+            "secrets.hmac.current is not set: issue and verify will fail with \"project has no HMAC key configured\""
+        );
+    }
+    let known: Vec<String> = runtime.keyring.iter().map(|e| e.id().to_string()).collect();
+    match service
+        .store()
+        .count_imported_with_unknown_secret(&known)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            rows = n,
+            "imported keys hashed under a secret that is no longer configured will not verify"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not check imported keys' secrets"),
+    }
+
+    let state = web::Data::new(AppState {
+        service: service.clone(),
+        build: BuildInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: option_env!("TALOS_COMMIT").unwrap_or("unknown").into(),
+            build_time: option_env!("TALOS_BUILD_TIME").unwrap_or("unknown").into(),
+            config_hash: file_fingerprint(source.path.as_deref())
+                .map(|h| format!("{h:016x}"))
+                .unwrap_or_default(),
+        },
+        client_ip_source,
+        trust_forwarded_host: config.serve.http.trust_forwarded_host,
+        exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
+    });
+    let http = &config.serve.http;
+    let listener = std::net::TcpListener::bind((http.host.as_str(), http.port))
+        .with_context(|| format!("cannot listen on {}:{}", http.host, http.port))?;
+    let addr = listener.local_addr()?;
+    let api = talos_http::server(state.clone(), listener, http.workers)?;
+    let m = &config.serve.metrics;
+    let health = match std::net::TcpListener::bind((m.host.as_str(), m.port)) {
+        Ok(l) => Some(talos_http::health_server(state.clone(), l)?),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen on the metrics port {}:{}; health is still served on the API port", m.host, m.port);
+            None
+        }
+    };
+    tracing::info!(%addr, dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
+
+    // Reload: poll the file (cheap, and it follows symlink swaps of the file or its directory).
+    if source.path.is_some() {
+        let service = service.clone();
+        let source = source.clone();
+        tokio::spawn(async move {
+            let mut last = file_fingerprint(source.path.as_deref());
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = file_fingerprint(source.path.as_deref());
+                if now.is_none() || now == last {
+                    continue;
+                }
+                last = now;
+                match service.reload_from(&source) {
+                    Ok(warnings) => {
+                        for w in warnings {
+                            tracing::warn!("{w}");
+                        }
+                        tracing::info!(event = "config_reloaded", "configuration reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(event = "config_reload_failed", error = %e, "configuration reload failed; keeping the previous configuration")
+                    }
+                }
+            }
+        });
+    }
+
+    let api_handle = api.handle();
+    let health_handle = health.as_ref().map(|h| h.handle());
+    let api_task = tokio::spawn(api);
+    if let Some(h) = health {
+        tokio::spawn(h);
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    if let Some(h) = health_handle {
+        h.stop(true).await;
+    }
+    api_handle.stop(true).await;
+    let _ = api_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,445 @@
+//! The command tree (clap derive). Parsing only; behaviour lives in the command modules.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use talos_client::{JsonObject, RevocationReason, TokenAlgorithm};
+
+/// Talos API key management: issue, verify, rotate, revoke and import API keys.
+#[derive(Debug, Parser)]
+#[command(
+    name = "talos",
+    version,
+    propagate_version = true,
+    max_term_width = 110
+)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 negative result (key not active, failed rows), 2 usage error, \
+                        3 server error, 4 endpoint unreachable."
+)]
+pub struct Cli {
+    /// Talos server URL.
+    #[arg(
+        short = 'e',
+        long,
+        global = true,
+        env = "TALOS_URL",
+        value_name = "URL"
+    )]
+    pub endpoint: Option<String>,
+
+    /// Output format [default: table on a terminal, json otherwise]. With json/yaml, stdout holds exactly the
+    /// server's document and everything else goes to stderr.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Print less: no progress or hints; in table format only the essential value (secret, key id, token).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable columns.
+    Table,
+    /// The server's JSON document.
+    Json,
+    /// The server's document as YAML.
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage and verify API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Generate JSON Web Keys for signing derived tokens.
+    Jwk {
+        #[command(subcommand)]
+        command: JwkCommand,
+    },
+    /// Print a shell completion script.
+    Completion {
+        /// Shell to generate for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the CLI version (and the server's with --server).
+    Version {
+        /// Also ask the server at --endpoint for its version.
+        #[arg(long)]
+        server: bool,
+    },
+    /// Run the server (`talos-server serve …`, found beside this binary or on PATH).
+    #[command(disable_help_flag = true)]
+    Serve {
+        /// Arguments passed to `talos-server serve`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
+    /// Run database migrations (`talos-server migrate …`).
+    #[command(disable_help_flag = true)]
+    Migrate {
+        /// Arguments passed to `talos-server migrate`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwkCommand {
+    /// Generate a key set.
+    Generate {
+        #[command(subcommand)]
+        kind: JwkKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwkKind {
+    /// A private Ed25519 JWK set for `credentials.derived_tokens.jwt.signing_keys.urls`.
+    Eddsa {
+        /// Key id (`kid`) [default: a random UUID].
+        #[arg(long)]
+        kid: Option<String>,
+        /// Print the ready-to-paste `base64://…` URL instead of the JSON.
+        #[arg(long)]
+        base64_url: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Issue a new API key (the secret is shown once).
+    Issue(IssueArgs),
+    /// Verify a credential (issued key, imported key, JWT or macaroon). Exits 1 when it is not active.
+    Verify(VerifyArgs),
+    /// Verify several credentials. Exits 1 when any is not active.
+    BatchVerify(BatchVerifyArgs),
+    /// Revoke an issued or imported key by id.
+    Revoke(RevokeArgs),
+    /// Derive a short-lived JWT or macaroon from a key.
+    DeriveToken(DeriveArgs),
+    /// Revoke a key by presenting its own secret.
+    SelfRevoke(SelfRevokeArgs),
+    /// Manage issued keys.
+    Issued {
+        #[command(subcommand)]
+        command: IssuedCommand,
+    },
+    /// Manage imported keys.
+    Imported {
+        #[command(subcommand)]
+        command: ImportedCommand,
+    },
+}
+
+/// Fields shared by issue, import, update and rotate.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KeyFields {
+    /// Comma-separated scopes, e.g. "read:orders,write:orders" ("" for none).
+    #[arg(long, value_name = "A,B")]
+    pub scopes: Option<String>,
+    /// Metadata as a JSON object, e.g. '{"team":"payments"}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub metadata: Option<JsonObject>,
+    /// Rate limit: requests per window.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub rate_limit_quota: Option<i64>,
+    /// Rate limit window, e.g. 60s or 1m [default: 60s when a quota is given].
+    #[arg(long, value_name = "DURATION", requires = "rate_limit_quota")]
+    pub rate_limit_window: Option<String>,
+    /// Comma-separated CIDR allowlist, e.g. "10.0.0.0/8,2001:db8::/32" ("" for none).
+    #[arg(long, value_name = "CIDRS")]
+    pub allowed_cidrs: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Human-readable name of the key.
+    pub name: Option<String>,
+    /// Actor (holder) of the key.
+    #[arg(long, value_name = "ID")]
+    pub actor: String,
+    /// Lifetime, e.g. 720h or 1h30m [default: the server's default_ttl].
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Idempotency key (≤36 characters): repeating it returns the existing key without a secret.
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The credential.
+    pub credential: String,
+    /// Bypass the server's verification cache (Cache-Control: no-cache).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchVerifyArgs {
+    /// Credentials to verify.
+    #[arg(value_name = "CREDENTIAL", required_unless_present = "file")]
+    pub credentials: Vec<String>,
+    /// Also read credentials from a file, one per line ("-" for stdin).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Bypass the server's verification cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Revocation reasons, with the CLI's snake_case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReasonArg {
+    /// The secret leaked.
+    #[value(
+        name = "key_compromise",
+        alias = "key-compromise",
+        alias = "REVOCATION_REASON_KEY_COMPROMISE"
+    )]
+    KeyCompromise,
+    /// The holder's affiliation changed.
+    #[value(
+        name = "affiliation_changed",
+        alias = "affiliation-changed",
+        alias = "REVOCATION_REASON_AFFILIATION_CHANGED"
+    )]
+    AffiliationChanged,
+    /// Replaced by another key.
+    #[value(name = "superseded", alias = "REVOCATION_REASON_SUPERSEDED")]
+    Superseded,
+    /// Withdrawn by an admin (allows --reason-text).
+    #[value(
+        name = "privilege_withdrawn",
+        alias = "privilege-withdrawn",
+        alias = "REVOCATION_REASON_PRIVILEGE_WITHDRAWN"
+    )]
+    PrivilegeWithdrawn,
+}
+
+impl From<ReasonArg> for RevocationReason {
+    fn from(r: ReasonArg) -> Self {
+        match r {
+            ReasonArg::KeyCompromise => RevocationReason::KeyCompromise,
+            ReasonArg::AffiliationChanged => RevocationReason::AffiliationChanged,
+            ReasonArg::Superseded => RevocationReason::Superseded,
+            ReasonArg::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Key id (UUID for issued keys, 64 hex characters for imported keys).
+    pub key_id: String,
+    /// Why the key is revoked.
+    #[arg(long, value_enum)]
+    pub reason: Option<ReasonArg>,
+    /// Explanation (only with --reason privilege_withdrawn).
+    #[arg(long, value_name = "TEXT")]
+    pub reason_text: Option<String>,
+}
+
+/// Derived token algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AlgorithmArg {
+    /// EdDSA-signed JWT.
+    Jwt,
+    /// HMAC macaroon.
+    Macaroon,
+}
+
+impl From<AlgorithmArg> for TokenAlgorithm {
+    fn from(a: AlgorithmArg) -> Self {
+        match a {
+            AlgorithmArg::Jwt => TokenAlgorithm::Jwt,
+            AlgorithmArg::Macaroon => TokenAlgorithm::Macaroon,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeriveArgs {
+    /// Parent credential.
+    pub credential: String,
+    /// Token type.
+    #[arg(long, value_enum, default_value = "jwt")]
+    pub algorithm: AlgorithmArg,
+    /// Token lifetime, e.g. 1h [default: the server's derived_tokens.default_ttl].
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Custom claims as a JSON object.
+    #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+    pub claims: Option<JsonObject>,
+    /// Comma-separated subset of the parent's scopes [default: all of them].
+    #[arg(long, value_name = "A,B")]
+    pub scopes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SelfRevokeArgs {
+    /// The key's own secret.
+    pub credential: String,
+    /// Why the key is revoked (privilege_withdrawn is admin-only).
+    #[arg(long, value_enum)]
+    pub reason: Option<ReasonArg>,
+}
+
+/// Paging and filters of the list commands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListArgs {
+    /// Only keys of this actor.
+    #[arg(long, value_name = "ID")]
+    pub actor: Option<String>,
+    /// Only keys in this status: active, revoked or expired (needs --actor).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Raw filter expression, e.g. 'actor_id="x" AND status=KEY_STATUS_ACTIVE'.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Keys per page (1..1000).
+    #[arg(long, value_name = "N")]
+    pub page_size: Option<i64>,
+    /// Continue from this next_page_token.
+    #[arg(long, value_name = "TOKEN")]
+    pub page_token: Option<String>,
+    /// Follow next_page_token until the last page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Key id.
+    pub key_id: String,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
+    /// Comma-separated fields to change (name, scopes, metadata, rate_limit_policy, ip_restriction)
+    /// [default: the fields given]. A listed field that is not given is cleared.
+    #[arg(long, value_name = "PATHS")]
+    pub update_mask: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyIdArg {
+    /// Key id.
+    pub key_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssuedCommand {
+    /// Show an issued key.
+    Get(KeyIdArg),
+    /// List issued keys.
+    List(ListArgs),
+    /// Change name, scopes, metadata, rate limit or CIDRs (PATCH with update_mask).
+    Update(UpdateArgs),
+    /// Replace a key with a new one (new secret); the old one is revoked as superseded.
+    Rotate(RotateArgs),
+    /// Revoke an issued key.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Key id.
+    pub key_id: String,
+    /// New name [default: inherited].
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportedCommand {
+    /// Import an existing key (only its hash is stored).
+    Import(ImportArgs),
+    /// Import many keys from a JSON array, JSON lines or CSV file, in batches of up to 1000.
+    BatchImport(BatchImportArgs),
+    /// List imported keys.
+    List(ListArgs),
+    /// Show an imported key.
+    Get(KeyIdArg),
+    /// Change name, scopes, metadata, rate limit or CIDRs.
+    Update(UpdateArgs),
+    /// Revoke an imported key.
+    Revoke(RevokeArgs),
+    /// Delete an imported key permanently (prefer revoke: it keeps an audit trail).
+    Delete(KeyIdArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Human-readable name of the key.
+    pub name: Option<String>,
+    /// The existing key string.
+    #[arg(long, value_name = "KEY")]
+    pub raw_key: String,
+    /// Actor (holder) of the key.
+    #[arg(long, value_name = "ID")]
+    pub actor: String,
+    /// Lifetime, e.g. 8760h [default: the server's default_ttl].
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Idempotency key (≤36 characters).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    #[command(flatten)]
+    pub fields: KeyFields,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchImportArgs {
+    /// Input file ("-" for stdin): a JSON array of objects, JSON lines, or CSV with a header
+    /// (raw_key,name,actor_id,scopes,ttl,metadata).
+    #[arg(long, value_name = "PATH")]
+    pub file: PathBuf,
+    /// Write the failed rows here as JSON lines (with their index, line and error).
+    #[arg(long, value_name = "FILE")]
+    pub failures: Option<PathBuf>,
+}
+
+/// Parses a JSON object argument (`--metadata`, `--claims`).
+pub fn parse_json_object(s: &str) -> Result<JsonObject, String> {
+    match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(other) => Err(format!("expected a JSON object, got {}", json_kind(&other))),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Splits a comma-separated list, trimming items and dropping empty ones (so "" is the empty list).
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

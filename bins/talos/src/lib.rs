@@ -1,0 +1,177 @@
+//! The `talos` command-line client. `main` only calls [`run`]; everything else lives here so it can be tested.
+//!
+//! Exit codes: 0 success, 1 negative result, 2 usage, 3 server error, 4 endpoint unreachable, 130 interrupted.
+
+use std::ffi::OsString;
+
+use clap::{CommandFactory, Parser};
+use talos_client::Client;
+
+pub mod batch_import;
+pub mod batch_input;
+pub mod cli;
+pub mod exit;
+mod jwk;
+mod keys;
+mod manage;
+pub mod output;
+mod server;
+
+use cli::{Cli, Command, ImportedCommand, IssuedCommand, JwkCommand, JwkKind, KeysCommand};
+use exit::CliError;
+use manage::Kind;
+use output::Out;
+
+/// What every command gets: the printer and the endpoint.
+pub struct Ctx {
+    /// Printer.
+    pub out: Out,
+    endpoint: String,
+}
+
+impl Ctx {
+    /// A client for the endpoint; a malformed URL is a usage error.
+    pub fn client(&self) -> Result<Client, CliError> {
+        Client::new(&self.endpoint).map_err(CliError::Client)
+    }
+}
+
+/// Parses `args` (including the program name) and runs the command; returns the process exit code.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let Some(server_args) = server::passthrough(&args) {
+        return finish(server::exec(server_args));
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return finish(Err(CliError::Failed(format!(
+                "cannot start the async runtime: {e}"
+            ))));
+        }
+    };
+    finish(runtime.block_on(dispatch(cli)).map(|()| exit::OK))
+}
+
+fn finish(result: Result<i32, CliError>) -> i32 {
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(m) = e.message() {
+                eprintln!("{m}");
+            }
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let endpoint = cli
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| talos_client::DEFAULT_ENDPOINT.to_owned());
+    let ctx = Ctx {
+        out: Out::new(cli.format, cli.quiet),
+        endpoint,
+    };
+    match cli.command {
+        Command::Keys { command } => keys_command(&ctx, command).await,
+        Command::Jwk {
+            command:
+                JwkCommand::Generate {
+                    kind: JwkKind::Eddsa { kid, base64_url },
+                },
+        } => jwk::run(&ctx, kid, base64_url),
+        Command::Completion { shell } => {
+            let mut cmd = Cli::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "talos", &mut buf);
+            output::stdout(&String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+        Command::Version { server } => version(&ctx, server).await,
+        // Normally intercepted before parsing (see `server::passthrough`); kept for `talos help serve`.
+        Command::Serve { args } => exec_server("serve", args),
+        Command::Migrate { args } => exec_server("migrate", args),
+    }
+}
+
+fn exec_server(sub: &str, args: Vec<OsString>) -> Result<(), CliError> {
+    let mut all = vec![OsString::from(sub)];
+    all.extend(args);
+    let code = server::exec(all)?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Negative(None))
+    }
+}
+
+async fn version(ctx: &Ctx, with_server: bool) -> Result<(), CliError> {
+    let client_version = env!("CARGO_PKG_VERSION");
+    let server = if with_server {
+        Some(ctx.client()?.version().await?)
+    } else {
+        None
+    };
+    if ctx.out.is_document() {
+        let mut doc = serde_json::json!({ "client": { "version": client_version } });
+        if let Some(s) = &server {
+            doc["server"] = s.raw.clone();
+        }
+        return ctx.out.document(&doc);
+    }
+    let mut text = format!("talos {client_version}");
+    if let Some(s) = server {
+        text.push_str(&format!(
+            "\nserver {} ({}): {} {}",
+            ctx.endpoint, s.commit, s.version, s.build_time
+        ));
+    }
+    ctx.out.text(&text);
+    Ok(())
+}
+
+async fn keys_command(ctx: &Ctx, command: KeysCommand) -> Result<(), CliError> {
+    match command {
+        KeysCommand::Issue(a) => keys::issue(ctx, a).await,
+        KeysCommand::Verify(a) => keys::verify(ctx, a).await,
+        KeysCommand::BatchVerify(a) => keys::batch_verify(ctx, a).await,
+        KeysCommand::Revoke(a) => keys::revoke(ctx, a).await,
+        KeysCommand::DeriveToken(a) => keys::derive(ctx, a).await,
+        KeysCommand::SelfRevoke(a) => keys::self_revoke(ctx, a).await,
+        KeysCommand::Issued { command } => match command {
+            IssuedCommand::Get(a) => manage::get(ctx, Kind::Issued, &a.key_id).await,
+            IssuedCommand::List(a) => manage::list(ctx, Kind::Issued, a).await,
+            IssuedCommand::Update(a) => manage::update(ctx, Kind::Issued, a).await,
+            IssuedCommand::Rotate(a) => manage::rotate(ctx, a).await,
+            IssuedCommand::Revoke(a) => manage::revoke(ctx, Kind::Issued, a).await,
+        },
+        KeysCommand::Imported { command } => match command {
+            ImportedCommand::Import(a) => manage::import(ctx, a).await,
+            ImportedCommand::BatchImport(a) => batch_import::batch_import(ctx, a).await,
+            ImportedCommand::List(a) => manage::list(ctx, Kind::Imported, a).await,
+            ImportedCommand::Get(a) => manage::get(ctx, Kind::Imported, &a.key_id).await,
+            ImportedCommand::Update(a) => manage::update(ctx, Kind::Imported, a).await,
+            ImportedCommand::Revoke(a) => manage::revoke(ctx, Kind::Imported, a).await,
+            ImportedCommand::Delete(a) => manage::delete(ctx, &a.key_id).await,
+        },
+    }
+}
+
+#[cfg(test)]
+mod cli_tests;

@@ -1,0 +1,255 @@
+//! Where and how results are printed.
+//!
+//! Rule (decisions.md): with `--format json|yaml` stdout carries exactly the server's document, everything else
+//! (hints, warnings, progress) goes to stderr. With `table`, results are human-readable text on stdout.
+
+use std::io::{self, IsTerminal, Write};
+
+use serde_json::Value;
+use talos_client::{ApiKey, KeyStatus, VerifyApiKeyResponse};
+
+use crate::cli::Format;
+use crate::exit::CliError;
+
+/// Printer configured from the global flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    /// Effective format.
+    pub format: Format,
+    /// `-q`.
+    pub quiet: bool,
+    /// Whether stderr is a terminal (progress bars only then).
+    pub stderr_tty: bool,
+}
+
+impl Out {
+    /// Resolves the default format: table on a terminal, json otherwise (so pipes and `$(…)` get JSON).
+    pub fn new(format: Option<Format>, quiet: bool) -> Self {
+        let format = format.unwrap_or(if io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        });
+        Out {
+            format,
+            quiet,
+            stderr_tty: io::stderr().is_terminal(),
+        }
+    }
+
+    /// True for json/yaml.
+    pub fn is_document(&self) -> bool {
+        self.format != Format::Table
+    }
+
+    /// Prints a server document in the json/yaml format.
+    pub fn document(&self, doc: &Value) -> Result<(), CliError> {
+        let text = match self.format {
+            Format::Yaml => {
+                serde_yaml_ng::to_string(doc).map_err(|e| CliError::Failed(e.to_string()))?
+            }
+            _ => {
+                let mut s = serde_json::to_string_pretty(doc)
+                    .map_err(|e| CliError::Failed(e.to_string()))?;
+                s.push('\n');
+                s
+            }
+        };
+        stdout(&text);
+        Ok(())
+    }
+
+    /// Prints text on stdout (table format results).
+    pub fn text(&self, text: &str) {
+        let mut s = text.to_owned();
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        stdout(&s);
+    }
+
+    /// A hint or notice on stderr, suppressed by `-q`.
+    pub fn info(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A warning on stderr (always shown).
+    pub fn warn(&self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+}
+
+/// Writes to stdout, ending quietly when the reader went away (`talos … | head`).
+pub fn stdout(text: &str) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+/// `2026-01-02T03:04:05Z`, or `-`.
+pub fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// `active`, `revoked`, `expired`, `-`.
+pub fn status(s: KeyStatus) -> String {
+    if s == KeyStatus::Unspecified {
+        "-".into()
+    } else {
+        s.short_name()
+    }
+}
+
+/// Aligns rows under a header, two spaces between columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// The key list table: key_id, name, actor, status, expires.
+pub fn key_table(keys: &[ApiKey]) -> String {
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.key_id.clone(),
+                k.name.clone(),
+                k.actor_id.clone(),
+                status(k.status),
+                time(k.expire_time),
+            ]
+        })
+        .collect();
+    table(&["KEY_ID", "NAME", "ACTOR", "STATUS", "EXPIRES"], &rows)
+}
+
+/// One key, one field per line.
+pub fn key_details(k: &ApiKey) -> String {
+    let mut rows: Vec<(&str, String)> = vec![
+        ("key_id", k.key_id.clone()),
+        ("name", k.name.clone()),
+        ("actor", k.actor_id.clone()),
+        ("status", status(k.status)),
+        ("scopes", k.scopes.join(",")),
+        ("metadata", Value::Object(k.metadata.clone()).to_string()),
+        ("created", time(k.create_time)),
+        ("updated", time(k.update_time)),
+        ("expires", time(k.expire_time)),
+        ("last used", time(k.last_used_time)),
+    ];
+    if let Some(p) = &k.rate_limit_policy {
+        rows.push(("rate limit", format!("{} per {}", p.quota, p.window)));
+    }
+    if let Some(ip) = &k.ip_restriction {
+        rows.push(("allowed cidrs", ip.allowed_cidrs.join(",")));
+    }
+    if let Some(r) = k.revocation_reason {
+        rows.push(("revoked for", r.short_name()));
+    }
+    if let Some(d) = k
+        .revocation_description
+        .as_deref()
+        .filter(|d| !d.is_empty())
+    {
+        rows.push(("revocation text", d.to_owned()));
+    }
+    fields(&rows)
+}
+
+/// `label: value` lines with aligned values.
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let w = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 1;
+    rows.iter()
+        .map(|(l, v)| format!("{:<w$} {v}\n", format!("{l}:"), w = w))
+        .collect()
+}
+
+/// Verification verdict: `active` with the key's identity, or `inactive` with the reason.
+pub fn verify_details(v: &VerifyApiKeyResponse) -> String {
+    if v.active() {
+        let mut rows = vec![
+            ("result", "active".to_owned()),
+            ("key_id", v.key_id.clone()),
+            ("actor", v.actor_id.clone()),
+            ("scopes", v.scopes.join(",")),
+            ("metadata", Value::Object(v.metadata.clone()).to_string()),
+            ("expires", time(v.expire_time)),
+            ("issuer", v.issuer.clone()),
+        ];
+        if let Some(r) = v.rate_limit_remaining {
+            rows.push(("rate limit left", r.to_string()));
+        }
+        fields(&rows)
+    } else {
+        fields(&[
+            ("result", "inactive".to_owned()),
+            ("reason", inactive_reason(v)),
+        ])
+    }
+}
+
+/// `REVOKED: key is revoked` from an inactive verdict.
+pub fn inactive_reason(v: &VerifyApiKeyResponse) -> String {
+    let code = v
+        .error_code
+        .map(|c| c.short_name().to_uppercase())
+        .unwrap_or_else(|| "UNKNOWN".into());
+    match v.error_message.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => format!("{code}: {m}"),
+        None => code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(
+            &["A", "LONG_HEADER"],
+            &[vec!["xxxx".into(), "1".into()], vec!["y".into(), "".into()]],
+        );
+        assert_eq!(t, "A     LONG_HEADER\nxxxx  1\ny\n");
+    }
+
+    #[test]
+    fn verify_shows_reason_when_inactive() {
+        let v: VerifyApiKeyResponse = serde_json::from_value(serde_json::json!({
+            "is_active": false, "error_code": "VERIFICATION_ERROR_REVOKED", "error_message": "key is revoked"
+        }))
+        .unwrap();
+        let s = verify_details(&v);
+        assert!(
+            s.contains("inactive") && s.contains("REVOKED: key is revoked"),
+            "{s}"
+        );
+    }
+}

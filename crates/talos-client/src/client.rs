@@ -1,0 +1,558 @@
+//! The HTTP client: one method per endpoint.
+
+use std::time::Duration;
+
+use reqwest::header::{CACHE_CONTROL, HeaderValue};
+use reqwest::{Method, RequestBuilder, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::ClientError;
+use crate::types::*;
+
+const ADMIN: &[&str] = &["v2alpha1", "admin"];
+
+/// A decoded response together with the server's exact JSON document.
+///
+/// `raw` is what a CLI prints for `--format json`, so that tools like `jq` see every field the server sent,
+/// including ones this client version does not know.
+#[derive(Debug, Clone)]
+pub struct Response<T> {
+    /// HTTP status code.
+    pub status: u16,
+    /// The typed view.
+    pub body: T,
+    /// The document as received (`Value::Null` for an empty body such as a 204).
+    pub raw: Value,
+}
+
+impl<T> std::ops::Deref for Response<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.body
+    }
+}
+
+impl<T> Response<T> {
+    /// Drops the raw document.
+    pub fn into_inner(self) -> T {
+        self.body
+    }
+}
+
+/// Options of verify and batch verify.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Send `Cache-Control: no-cache`: the server skips its cache read (it still refreshes the entry).
+    pub no_cache: bool,
+}
+
+/// Async client for one Talos endpoint. Cheap to clone (the connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: Url,
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `endpoint`, e.g. `http://localhost:4420`. A missing scheme means `http://`.
+    pub fn new(endpoint: impl AsRef<str>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("talos-client/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            // Large batch imports take a while on the server; a stuck server should still not hang a script.
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| ClientError::InvalidEndpoint {
+                endpoint: endpoint.as_ref().to_owned(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
+        Self::with_http_client(endpoint, http)
+    }
+
+    /// A client using a caller-configured `reqwest::Client` (proxies, TLS roots, timeouts).
+    pub fn with_http_client(
+        endpoint: impl AsRef<str>,
+        http: reqwest::Client,
+    ) -> Result<Self, ClientError> {
+        let given = endpoint.as_ref().trim();
+        let with_scheme = if given.contains("://") {
+            given.to_owned()
+        } else {
+            format!("http://{given}")
+        };
+        let invalid = |message: String| ClientError::InvalidEndpoint {
+            endpoint: given.to_owned(),
+            message,
+        };
+        let base = Url::parse(&with_scheme).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "unsupported scheme {:?} (use http or https)",
+                base.scheme()
+            )));
+        }
+        if base.cannot_be_a_base() || base.host_str().is_none() {
+            return Err(invalid("not an http(s) URL with a host".into()));
+        }
+        Ok(Self {
+            endpoint: given.trim_end_matches('/').to_owned(),
+            base,
+            http,
+        })
+    }
+
+    /// The endpoint as configured (used in error messages).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // Path segments are percent-encoded by `extend`, so a key id can never escape its segment.
+        url.path_segments_mut()
+            .expect("checked in new")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    fn admin(&self, segments: &[&str]) -> Url {
+        let all: Vec<&str> = ADMIN.iter().chain(segments).copied().collect();
+        self.url(&all)
+    }
+
+    /// Sends and returns status and JSON body; non-2xx becomes [`ClientError::Api`].
+    async fn exchange(&self, req: RequestBuilder) -> Result<(u16, Value), ClientError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::unreachable(&self.endpoint, e))?;
+        let status = resp.status().as_u16();
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::unreachable(&self.endpoint, e))?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError::from_response(status, &bytes, request_id));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok((status, Value::Null));
+        }
+        let raw = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint.clone(),
+            status,
+            message: format!("body is not JSON: {e}"),
+        })?;
+        Ok((status, raw))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+    ) -> Result<Response<T>, ClientError> {
+        let (status, raw) = self.exchange(req).await?;
+        // An empty 2xx body decodes as `{}` so that every field takes its default.
+        let src = if raw.is_null() {
+            json!({})
+        } else {
+            raw.clone()
+        };
+        let body = serde_json::from_value(src).map_err(|e| ClientError::Decode {
+            endpoint: self.endpoint.clone(),
+            status,
+            message: e.to_string(),
+        })?;
+        Ok(Response { status, body, raw })
+    }
+
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
+    fn post_json<B: Serialize + ?Sized>(&self, url: Url, body: &B) -> RequestBuilder {
+        self.request(Method::POST, url).json(body)
+    }
+
+    // ------------------------------------------------------------------ issued keys
+
+    /// Issues a key. The response's `secret` is shown once.
+    pub async fn issue(
+        &self,
+        req: &IssueApiKeyRequest,
+    ) -> Result<Response<IssueApiKeyResponse>, ClientError> {
+        self.call(self.post_json(self.admin(&["issuedApiKeys"]), req))
+            .await
+    }
+
+    /// Gets an issued key by id.
+    pub async fn get_issued(&self, key_id: &str) -> Result<Response<ApiKey>, ClientError> {
+        self.call(self.request(Method::GET, self.admin(&["issuedApiKeys", key_id])))
+            .await
+    }
+
+    /// Lists one page of issued keys.
+    pub async fn list_issued(
+        &self,
+        params: &ListParams,
+    ) -> Result<Response<ListIssuedApiKeysResponse>, ClientError> {
+        let url = with_list_params(self.admin(&["issuedApiKeys"]), params);
+        self.call(self.request(Method::GET, url)).await
+    }
+
+    /// Updates an issued key. `mask` empty → the mask implied by the set fields.
+    pub async fn update_issued(
+        &self,
+        key_id: &str,
+        req: &UpdateApiKeyRequest,
+        mask: &[&str],
+    ) -> Result<Response<ApiKey>, ClientError> {
+        let url = with_mask(self.admin(&["issuedApiKeys", key_id]), req, mask);
+        self.call(self.request(Method::PATCH, url).json(req)).await
+    }
+
+    /// Rotates an issued key: a new key and secret, the old one revoked as superseded.
+    pub async fn rotate(
+        &self,
+        key_id: &str,
+        req: &RotateApiKeyRequest,
+    ) -> Result<Response<RotateApiKeyResponse>, ClientError> {
+        let seg = format!("{key_id}:rotate");
+        self.call(self.post_json(self.admin(&["issuedApiKeys", &seg]), req))
+            .await
+    }
+
+    /// Revokes an issued key through its per-kind route (upstream's body names the text `description`).
+    pub async fn revoke_issued(
+        &self,
+        key_id: &str,
+        req: &RevokeApiKeyRequest,
+    ) -> Result<Response<()>, ClientError> {
+        let seg = format!("{key_id}:revoke");
+        self.call_unit(self.post_json(
+            self.admin(&["issuedApiKeys", &seg]),
+            &per_kind_revoke_body(req),
+        ))
+        .await
+    }
+
+    // ------------------------------------------------------------------ both kinds
+
+    /// Revokes an issued or imported key through the unified route `apiKeys/{id}:revoke`.
+    pub async fn revoke(
+        &self,
+        key_id: &str,
+        req: &RevokeApiKeyRequest,
+    ) -> Result<Response<()>, ClientError> {
+        let seg = format!("{key_id}:revoke");
+        self.call_unit(self.post_json(self.admin(&["apiKeys", &seg]), req))
+            .await
+    }
+
+    /// Verifies any credential (issued, imported, JWT, macaroon). A well-formed request always answers 200;
+    /// look at [`VerifyApiKeyResponse::active`].
+    pub async fn verify(
+        &self,
+        credential: &str,
+        opts: VerifyOptions,
+    ) -> Result<Response<VerifyApiKeyResponse>, ClientError> {
+        let body = VerifyApiKeyRequest {
+            credential: credential.to_owned(),
+        };
+        let req = cache_headers(self.post_json(self.admin(&["apiKeys:verify"]), &body), opts);
+        self.call(req).await
+    }
+
+    /// Verifies up to 100 credentials at once; results in request order.
+    pub async fn batch_verify<S: AsRef<str>>(
+        &self,
+        credentials: &[S],
+        opts: VerifyOptions,
+    ) -> Result<Response<BatchVerifyApiKeysResponse>, ClientError> {
+        let requests: Vec<Value> = credentials
+            .iter()
+            .map(|c| json!({"credential": c.as_ref()}))
+            .collect();
+        let req = self.post_json(
+            self.admin(&["apiKeys:batchVerify"]),
+            &json!({ "requests": requests }),
+        );
+        self.call(cache_headers(req, opts)).await
+    }
+
+    /// Derives a short-lived JWT or macaroon from a key.
+    pub async fn derive(
+        &self,
+        req: &DeriveTokenRequest,
+    ) -> Result<Response<DeriveTokenResponse>, ClientError> {
+        self.call(self.post_json(self.admin(&["apiKeys:derive"]), req))
+            .await
+    }
+
+    /// Revokes a key by proof of possession (public route); idempotent.
+    pub async fn self_revoke(
+        &self,
+        req: &SelfRevokeApiKeyRequest,
+    ) -> Result<Response<Value>, ClientError> {
+        self.call(self.post_json(self.url(&["v2alpha1", "apiKeys:selfRevoke"]), req))
+            .await
+    }
+
+    // ------------------------------------------------------------------ imported keys
+
+    /// Imports an existing credential (only its HMAC is stored).
+    pub async fn import(
+        &self,
+        req: &ImportApiKeyRequest,
+    ) -> Result<Response<ImportApiKeyResponse>, ClientError> {
+        self.call(self.post_json(self.admin(&["importedApiKeys"]), req))
+            .await
+    }
+
+    /// Imports up to 1000 keys in one request, sent as `{"requests":[…]}` to `importedApiKeys:batchImport`.
+    ///
+    /// Items are generic so that callers can pass [`ImportApiKeyRequest`]s or JSON objects read from a file.
+    /// When every item fails the server answers 4xx/5xx with the error envelope *and* the per-item results; that
+    /// case is returned as `Ok` (check `failure_count`), since per-item outcomes are what a caller needs. A
+    /// batch-level error without results (bad request, no HMAC secret, …) is an `Err`.
+    pub async fn batch_import<T: Serialize>(
+        &self,
+        items: &[T],
+    ) -> Result<Response<BatchImportResponse>, ClientError> {
+        let req = self.post_json(
+            self.admin(&["importedApiKeys:batchImport"]),
+            &json!({ "requests": items }),
+        );
+        match self.call(req).await {
+            Err(ClientError::Api { status, body, .. })
+                if body.get("results").is_some_and(Value::is_array) =>
+            {
+                let parsed =
+                    serde_json::from_value(body.clone()).map_err(|e| ClientError::Decode {
+                        endpoint: self.endpoint.clone(),
+                        status,
+                        message: e.to_string(),
+                    })?;
+                Ok(Response {
+                    status,
+                    body: parsed,
+                    raw: body,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Gets an imported key by id (64 hex characters).
+    pub async fn get_imported(&self, key_id: &str) -> Result<Response<ApiKey>, ClientError> {
+        self.call(self.request(Method::GET, self.admin(&["importedApiKeys", key_id])))
+            .await
+    }
+
+    /// Lists one page of imported keys.
+    pub async fn list_imported(
+        &self,
+        params: &ListParams,
+    ) -> Result<Response<ListImportedApiKeysResponse>, ClientError> {
+        let url = with_list_params(self.admin(&["importedApiKeys"]), params);
+        self.call(self.request(Method::GET, url)).await
+    }
+
+    /// Updates an imported key. `mask` empty → the mask implied by the set fields.
+    pub async fn update_imported(
+        &self,
+        key_id: &str,
+        req: &UpdateApiKeyRequest,
+        mask: &[&str],
+    ) -> Result<Response<ApiKey>, ClientError> {
+        let url = with_mask(self.admin(&["importedApiKeys", key_id]), req, mask);
+        self.call(self.request(Method::PATCH, url).json(req)).await
+    }
+
+    /// Revokes an imported key through its per-kind route.
+    pub async fn revoke_imported(
+        &self,
+        key_id: &str,
+        req: &RevokeApiKeyRequest,
+    ) -> Result<Response<()>, ClientError> {
+        let seg = format!("{key_id}:revoke");
+        self.call_unit(self.post_json(
+            self.admin(&["importedApiKeys", &seg]),
+            &per_kind_revoke_body(req),
+        ))
+        .await
+    }
+
+    /// Deletes an imported key permanently (no audit trail; prefer revoke).
+    pub async fn delete_imported(&self, key_id: &str) -> Result<Response<()>, ClientError> {
+        self.call_unit(self.request(Method::DELETE, self.admin(&["importedApiKeys", key_id])))
+            .await
+    }
+
+    // ------------------------------------------------------------------ misc
+
+    /// Public keys that verify derived JWTs (`/v2alpha1/derivedKeys/jwks.json`).
+    pub async fn jwks(&self) -> Result<Response<JwksResponse>, ClientError> {
+        self.call(self.request(
+            Method::GET,
+            self.url(&["v2alpha1", "derivedKeys", "jwks.json"]),
+        ))
+        .await
+    }
+
+    /// `GET /health/alive`.
+    pub async fn health_alive(&self) -> Result<Response<HealthStatus>, ClientError> {
+        self.call(self.request(Method::GET, self.url(&["health", "alive"])))
+            .await
+    }
+
+    /// `GET /health/ready` (503 when the database or the HMAC secret is missing).
+    pub async fn health_ready(&self) -> Result<Response<HealthStatus>, ClientError> {
+        self.call(self.request(Method::GET, self.url(&["health", "ready"])))
+            .await
+    }
+
+    /// `GET /version`.
+    pub async fn version(&self) -> Result<Response<VersionInfo>, ClientError> {
+        self.call(self.request(Method::GET, self.url(&["version"])))
+            .await
+    }
+
+    async fn call_unit(&self, req: RequestBuilder) -> Result<Response<()>, ClientError> {
+        let (status, raw) = self.exchange(req).await?;
+        Ok(Response {
+            status,
+            body: (),
+            raw,
+        })
+    }
+}
+
+fn per_kind_revoke_body(req: &RevokeApiKeyRequest) -> Value {
+    let mut body = json!({});
+    if let Some(r) = req.reason {
+        body["reason"] = json!(r);
+    }
+    if let Some(t) = &req.reason_text {
+        body["description"] = json!(t);
+    }
+    body
+}
+
+fn cache_headers(req: RequestBuilder, opts: VerifyOptions) -> RequestBuilder {
+    if opts.no_cache {
+        req.header(CACHE_CONTROL, HeaderValue::from_static("no-cache"))
+    } else {
+        req
+    }
+}
+
+fn with_list_params(mut url: Url, p: &ListParams) -> Url {
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(n) = p.page_size {
+            q.append_pair("page_size", &n.to_string());
+        }
+        for (k, v) in [
+            ("page_token", &p.page_token),
+            ("filter", &p.filter),
+            ("actor_id", &p.actor_id),
+            ("status", &p.status),
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    url
+}
+
+fn with_mask(mut url: Url, req: &UpdateApiKeyRequest, mask: &[&str]) -> Url {
+    let paths: Vec<&str> = if mask.is_empty() {
+        req.implied_mask()
+    } else {
+        mask.to_vec()
+    };
+    if !paths.is_empty() {
+        url.query_pairs_mut()
+            .append_pair("update_mask", &paths.join(","));
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_normalize() {
+        let c = Client::new("localhost:4420/").unwrap();
+        assert_eq!(c.endpoint(), "localhost:4420");
+        assert_eq!(
+            c.admin(&["issuedApiKeys", "a/b?c"]).as_str(),
+            "http://localhost:4420/v2alpha1/admin/issuedApiKeys/a%2Fb%3Fc"
+        );
+        let c = Client::new("https://talos.example/prefix/").unwrap();
+        assert_eq!(
+            c.url(&["health", "alive"]).as_str(),
+            "https://talos.example/prefix/health/alive"
+        );
+        assert!(Client::new("ftp://x").is_err());
+        assert!(Client::new("http://").is_err());
+    }
+
+    #[test]
+    fn list_and_mask_queries() {
+        let c = Client::new("http://h").unwrap();
+        let p = ListParams {
+            page_size: Some(10),
+            actor_id: Some("a b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            with_list_params(c.admin(&["issuedApiKeys"]), &p).as_str(),
+            "http://h/v2alpha1/admin/issuedApiKeys?page_size=10&actor_id=a+b"
+        );
+        assert_eq!(
+            with_list_params(c.admin(&["x"]), &ListParams::default()).as_str(),
+            "http://h/v2alpha1/admin/x"
+        );
+        let u = UpdateApiKeyRequest {
+            name: Some("n".into()),
+            metadata: Some(Default::default()),
+            ..Default::default()
+        };
+        assert_eq!(
+            with_mask(c.admin(&["k"]), &u, &[]).query(),
+            Some("update_mask=name%2Cmetadata")
+        );
+        assert_eq!(
+            with_mask(c.admin(&["k"]), &u, &["scopes"]).query(),
+            Some("update_mask=scopes")
+        );
+    }
+
+    #[test]
+    fn per_kind_revoke_uses_description() {
+        let r = RevokeApiKeyRequest {
+            reason: Some(RevocationReason::PrivilegeWithdrawn),
+            reason_text: Some("left".into()),
+        };
+        assert_eq!(
+            per_kind_revoke_body(&r),
+            json!({"reason": "REVOCATION_REASON_PRIVILEGE_WITHDRAWN", "description": "left"})
+        );
+    }
+}

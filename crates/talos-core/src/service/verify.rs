@@ -1,0 +1,437 @@
+//! Verification. Order (reference.md §7): secret configured, format, checksum (current then
+//! retired secrets), timestamp, prefix — all without I/O — then cache, storage, status, expiry,
+//! IP restriction. Derived tokens verify with no storage access and are never cached.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Map, Value};
+use talos_cache::CacheKey;
+use talos_credentials::claims::DerivedClaims;
+use talos_credentials::{imported, issued, route};
+use talos_storage::{KeyKind, KeyRecord, KeyStatus, RateLimitPolicy, Visibility};
+use uuid::Uuid;
+
+use super::{CachedKey, Service, imported_cache_key};
+use crate::runtime::Runtime;
+
+/// How the request wants the cache used (from `Cache-Control` / `Pragma`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// Read and write.
+    #[default]
+    Normal,
+    /// `no-cache`: skip the read, still write.
+    NoCache,
+    /// `no-store`: skip read and write.
+    NoStore,
+}
+
+/// The `Ory-Talos-Cache` header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    Skip,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Skip => "SKIP",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyErrorCode {
+    InvalidFormat,
+    Expired,
+    Revoked,
+    NotFound,
+    SignatureInvalid,
+    Internal,
+    IpNotAllowed,
+    RateLimited,
+}
+
+impl VerifyErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyErrorCode::InvalidFormat => "VERIFICATION_ERROR_INVALID_FORMAT",
+            VerifyErrorCode::Expired => "VERIFICATION_ERROR_EXPIRED",
+            VerifyErrorCode::Revoked => "VERIFICATION_ERROR_REVOKED",
+            VerifyErrorCode::NotFound => "VERIFICATION_ERROR_NOT_FOUND",
+            VerifyErrorCode::SignatureInvalid => "VERIFICATION_ERROR_SIGNATURE_INVALID",
+            VerifyErrorCode::Internal => "VERIFICATION_ERROR_INTERNAL",
+            VerifyErrorCode::IpNotAllowed => "VERIFICATION_ERROR_IP_NOT_ALLOWED",
+            VerifyErrorCode::RateLimited => "VERIFICATION_ERROR_RATE_LIMITED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyFailure {
+    pub code: VerifyErrorCode,
+    pub message: String,
+}
+
+fn fail(code: VerifyErrorCode, message: &str) -> VerifyFailure {
+    VerifyFailure {
+        code,
+        message: message.to_string(),
+    }
+}
+
+/// The identity a valid credential carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub key_id: String,
+    pub actor_id: String,
+    pub scopes: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub expire_time: Option<DateTime<Utc>>,
+    pub visibility: Visibility,
+    pub rate_limit_policy: Option<RateLimitPolicy>,
+    /// The stored key behind it (not set for derived tokens).
+    pub record: Option<CachedKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyOutcome {
+    pub result: Result<Verified, VerifyFailure>,
+    pub cache: CacheStatus,
+    /// The key carries an IP restriction (responses must not be cached downstream).
+    pub ip_restricted: bool,
+}
+
+impl VerifyOutcome {
+    fn failed(code: VerifyErrorCode, message: &str, cache: CacheStatus) -> Self {
+        VerifyOutcome {
+            result: Err(fail(code, message)),
+            cache,
+            ip_restricted: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VerifyRequest {
+    pub credential: String,
+    pub client_ip: Option<IpAddr>,
+    pub cache: CacheMode,
+}
+
+fn claims_time(secs: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(secs, 0).single()
+}
+
+fn ip_check(cidrs: &[String], ip: Option<IpAddr>) -> bool {
+    match (talos_credentials::cidr::parse_cidrs(cidrs), ip) {
+        (Ok(nets), Some(ip)) => talos_credentials::cidr::ip_allowed(&nets, ip),
+        _ => false, // unparseable restriction or unknown client IP: fail closed
+    }
+}
+
+impl Service {
+    pub async fn verify(&self, nid: Uuid, req: &VerifyRequest) -> VerifyOutcome {
+        let rt = self.runtime();
+        if rt.keyring.current().is_err() {
+            return VerifyOutcome::failed(
+                VerifyErrorCode::Internal,
+                "project has no HMAC key configured",
+                CacheStatus::Skip,
+            );
+        }
+        let cred = req.credential.as_str();
+        if cred.is_empty() {
+            return VerifyOutcome::failed(
+                VerifyErrorCode::InvalidFormat,
+                "credential is required",
+                CacheStatus::Skip,
+            );
+        }
+        if cred.len() > 4096 {
+            return VerifyOutcome::failed(
+                VerifyErrorCode::InvalidFormat,
+                "credential must be at most 4096 characters",
+                CacheStatus::Skip,
+            );
+        }
+        let now = Utc::now();
+        match route::classify(cred, &rt.allowed_prefixes, &rt.macaroon_prefixes) {
+            route::Credential::Jwt(_) => self.verify_derived(&rt, nid, req, now, true),
+            route::Credential::Macaroon(_) => self.verify_derived(&rt, nid, req, now, false),
+            route::Credential::MalformedIssued(_) => VerifyOutcome::failed(
+                VerifyErrorCode::NotFound,
+                "API key not found",
+                CacheStatus::Skip,
+            ),
+            route::Credential::Issued(parsed) => {
+                if issued::verify_checksum(&parsed, &rt.keyring).is_none() {
+                    return VerifyOutcome::failed(
+                        VerifyErrorCode::NotFound,
+                        "invalid API key checksum",
+                        CacheStatus::Skip,
+                    );
+                }
+                let skew = rt.clock_skew.as_secs() as i64;
+                let age_limit = rt.max_ttl.as_secs() as i64;
+                let ts = parsed.timestamp();
+                if ts > now.timestamp() + skew || ts < now.timestamp().saturating_sub(age_limit) {
+                    return VerifyOutcome::failed(
+                        VerifyErrorCode::NotFound,
+                        "timestamp out of range",
+                        CacheStatus::Skip,
+                    );
+                }
+                if !rt.allowed_prefixes.iter().any(|p| p == parsed.prefix()) {
+                    return VerifyOutcome::failed(
+                        VerifyErrorCode::NotFound,
+                        "prefix not allowed",
+                        CacheStatus::Skip,
+                    );
+                }
+                let key_id = parsed.key_id().to_string();
+                self.verify_stored(&rt, req, now, CacheKey::new(nid, key_id.clone()), async {
+                    match self.store.get_key(nid, KeyKind::Issued, &key_id).await {
+                        Ok(r) => Ok(Some(r)),
+                        Err(talos_storage::StorageError::NotFound) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await
+            }
+            route::Credential::Imported(_) => {
+                let hashes: Vec<[u8; 32]> = rt
+                    .keyring
+                    .iter()
+                    .map(|e| imported::hash(e, nid, cred.as_bytes()))
+                    .collect();
+                let current = hashes[0];
+                let cache_key = CacheKey::new(nid, imported_cache_key(&current));
+                let current_id = rt
+                    .keyring
+                    .current()
+                    .map(|e| e.id().to_string())
+                    .unwrap_or_default();
+                self.verify_stored(&rt, req, now, cache_key, async {
+                    let found = self.store.find_imported_by_hashes(nid, &hashes).await?;
+                    // Found under a retired secret: re-hash under the current one so the
+                    // retired secret can eventually be dropped.
+                    if let Some(rec) = &found {
+                        if let Some(h) = rec.imported.as_ref().filter(|h| h.hash != current) {
+                            match self
+                                .store
+                                .rehash_imported(nid, &rec.key_id, &h.hash, &current, &current_id)
+                                .await
+                            {
+                                Ok(_) => {
+                                    let mut r = rec.clone();
+                                    r.imported = Some(talos_storage::ImportedHash {
+                                        hash: current,
+                                        secret_id: current_id.clone(),
+                                    });
+                                    return Ok(Some(r));
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "re-hash of an imported key failed")
+                                }
+                            }
+                        }
+                    }
+                    Ok(found)
+                })
+                .await
+            }
+        }
+    }
+
+    async fn verify_stored(
+        &self,
+        rt: &Runtime,
+        req: &VerifyRequest,
+        now: DateTime<Utc>,
+        cache_key: CacheKey,
+        load: impl std::future::Future<Output = Result<Option<KeyRecord>, talos_storage::StorageError>>,
+    ) -> VerifyOutcome {
+        let use_cache = rt.cache_enabled;
+        let mut status = CacheStatus::Skip;
+        let mut record: Option<CachedKey> = None;
+        if use_cache && req.cache == CacheMode::Normal {
+            status = CacheStatus::Miss;
+            match self.cache.get(&cache_key).await {
+                Ok(Some(hit)) => {
+                    status = CacheStatus::Hit;
+                    record = Some(hit);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cache read failed; using the database"),
+            }
+        }
+        let record = match record {
+            Some(r) => r,
+            None => match load.await {
+                Ok(Some(r)) => {
+                    let r = Arc::new(r);
+                    if use_cache && req.cache != CacheMode::NoStore {
+                        let ttl = match r.expire_time {
+                            Some(exp) => (exp - now)
+                                .to_std()
+                                .unwrap_or(Duration::ZERO)
+                                .min(rt.cache_ttl),
+                            None => rt.cache_ttl,
+                        };
+                        if ttl >= Duration::from_secs(1) {
+                            if let Err(e) = self.cache.put(&cache_key, r.clone(), ttl).await {
+                                tracing::warn!(error = %e, "cache write failed");
+                            }
+                        }
+                    }
+                    r
+                }
+                Ok(None) => {
+                    return VerifyOutcome::failed(
+                        VerifyErrorCode::NotFound,
+                        "API key not found",
+                        status,
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "verification lookup failed");
+                    return VerifyOutcome::failed(
+                        VerifyErrorCode::Internal,
+                        "An internal server error occurred.",
+                        status,
+                    );
+                }
+            },
+        };
+        let ip_restricted = record.allowed_cidrs.as_ref().is_some_and(|c| !c.is_empty());
+        let result = match record.status_at(now) {
+            KeyStatus::Revoked => Err(fail(VerifyErrorCode::Revoked, "API key has been revoked")),
+            KeyStatus::Expired => Err(fail(VerifyErrorCode::Expired, "API key has expired")),
+            KeyStatus::Active => match &record.allowed_cidrs {
+                Some(c) if !c.is_empty() && !ip_check(c, req.client_ip) => Err(fail(
+                    VerifyErrorCode::IpNotAllowed,
+                    "client IP address is not allowed for this key",
+                )),
+                _ => {
+                    self.touch(&record, now);
+                    Ok(Verified {
+                        key_id: record.key_id.clone(),
+                        actor_id: record.actor_id.clone(),
+                        scopes: record.scopes.clone(),
+                        metadata: record.metadata.clone(),
+                        expire_time: record.expire_time,
+                        visibility: record.visibility,
+                        rate_limit_policy: record.rate_limit_policy,
+                        record: Some(record.clone()),
+                    })
+                }
+            },
+        };
+        VerifyOutcome {
+            result,
+            cache: status,
+            ip_restricted,
+        }
+    }
+
+    fn verify_derived(
+        &self,
+        rt: &Runtime,
+        nid: Uuid,
+        req: &VerifyRequest,
+        now: DateTime<Utc>,
+        jwt: bool,
+    ) -> VerifyOutcome {
+        let parsed = if jwt {
+            rt.jwks.verify(&req.credential).map_err(|e| e.to_string())
+        } else {
+            talos_credentials::macaroon::verify_macaroon(
+                &rt.keyring,
+                &req.credential,
+                &rt.macaroon_prefixes,
+            )
+            .map_err(|e| e.to_string())
+        };
+        let claims = match parsed {
+            Ok(c) => c,
+            Err(msg) => {
+                tracing::debug!(reason = %msg, "derived token rejected");
+                return VerifyOutcome::failed(
+                    VerifyErrorCode::SignatureInvalid,
+                    "token signature is invalid",
+                    CacheStatus::Skip,
+                );
+            }
+        };
+        let result = check_claims(rt, &claims, nid, req.client_ip, now).map(|()| {
+            let mut metadata = claims.custom.clone();
+            for (k, v) in &claims.meta {
+                metadata.insert(k.clone(), v.clone());
+            }
+            Verified {
+                key_id: claims.sub.clone(),
+                actor_id: claims.act.clone(),
+                scopes: claims.scp.clone(),
+                metadata,
+                expire_time: claims_time(claims.exp),
+                visibility: match claims.vis {
+                    talos_credentials::claims::Visibility::Public => Visibility::Public,
+                    talos_credentials::claims::Visibility::Secret => Visibility::Secret,
+                },
+                rate_limit_policy: None,
+                record: None,
+            }
+        });
+        VerifyOutcome {
+            result,
+            cache: CacheStatus::Skip,
+            ip_restricted: !claims.acl.is_empty(),
+        }
+    }
+}
+
+fn check_claims(
+    rt: &Runtime,
+    c: &DerivedClaims,
+    nid: Uuid,
+    ip: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<(), VerifyFailure> {
+    let t = now.timestamp();
+    if t >= c.exp {
+        return Err(fail(VerifyErrorCode::Expired, "token has expired"));
+    }
+    if c.nbf > t + rt.clock_skew.as_secs() as i64 {
+        return Err(fail(
+            VerifyErrorCode::InvalidFormat,
+            "token is not valid yet",
+        ));
+    }
+    if !rt.issuer_accepted(&c.iss, now) {
+        return Err(fail(
+            VerifyErrorCode::NotFound,
+            "token issuer is not accepted",
+        ));
+    }
+    if c.nid != nid {
+        return Err(fail(
+            VerifyErrorCode::NotFound,
+            "token not valid for this network",
+        ));
+    }
+    if !c.acl.is_empty() && !ip_check(&c.acl, ip) {
+        return Err(fail(
+            VerifyErrorCode::IpNotAllowed,
+            "client IP address is not allowed for this token",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! JWKS, health, version, and the envelope for unknown routes and methods.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::State;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::nid;
+
+pub async fn jwks(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
+    nid(&req, &state)?;
+    let set = state.service.jwks();
+    let keys = set.get("keys").cloned().unwrap_or_else(|| json!([]));
+    Ok(HttpResponse::Ok().json(json!({ "jwks": { "keys": keys }, "keys": keys })))
+}
+
+pub async fn well_known_jwks(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
+    nid(&req, &state)?;
+    let set = state.service.jwks();
+    Ok(HttpResponse::Ok()
+        .json(json!({ "keys": set.get("keys").cloned().unwrap_or_else(|| json!([])) })))
+}
+
+pub async fn alive() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+pub async fn ready(state: State) -> HttpResponse {
+    match state.service.ready().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            HttpResponse::ServiceUnavailable().json(json!({ "errors": { "ready": reason } }))
+        }
+    }
+}
+
+pub async fn version(state: State) -> HttpResponse {
+    HttpResponse::Ok().json(&state.build)
+}
+
+pub async fn not_found() -> ApiResult<HttpResponse> {
+    Err(ApiError::not_found("no such route"))
+}
+
+pub async fn method_not_allowed() -> ApiResult<HttpResponse> {
+    Err(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNIMPLEMENTED",
+        "METHOD_NOT_ALLOWED",
+        "method not allowed on this route",
+    ))
+}

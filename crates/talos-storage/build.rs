@@ -1,0 +1,5 @@
+// `embed_migrations!` reads the SQL at compile time; without this, editing a migration would not
+// rebuild the crate.
+fn main() {
+    println!("cargo:rerun-if-changed=../../migrations");
+}

@@ -1,0 +1,205 @@
+//! Pools, connection setup and error mapping: the only place diesel and deadpool errors are seen.
+
+use std::sync::{Arc, Mutex};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, ConnectionError, SqliteConnection};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::pooled_connection::{PoolError as ManagerError, PoolableConnection};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+use crate::dsn::{StoreOptions, Target};
+use crate::error::{ConflictKind, Result, StorageError};
+use crate::store::Store;
+
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Map a diesel error: unique violations are duplicates, lost connections and a locked SQLite
+/// database are `Unavailable` (transient, retryable), everything else `Internal`.
+pub(crate) fn db_err(e: DieselError) -> StorageError {
+    match e {
+        DieselError::NotFound => StorageError::NotFound,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            StorageError::Conflict(ConflictKind::Duplicate)
+        }
+        DieselError::DatabaseError(
+            kind @ (DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand),
+            info,
+        ) => StorageError::Unavailable(format!("{kind:?}: {}", info.message())),
+        DieselError::DatabaseError(_, ref info) if is_transient_message(info.message()) => {
+            StorageError::Unavailable(info.message().to_owned())
+        }
+        DieselError::BrokenTransactionManager => {
+            StorageError::Unavailable("broken connection".into())
+        }
+        other => StorageError::Internal(other.to_string()),
+    }
+}
+
+/// SQLITE_BUSY after the busy timeout, and PostgreSQL shutting down or refusing connections.
+fn is_transient_message(msg: &str) -> bool {
+    const TRANSIENT: &[&str] = &[
+        "database is locked",
+        "database table is locked",
+        "terminating connection",
+        "the database system is",
+        "too many clients",
+        "connection closed",
+    ];
+    TRANSIENT.iter().any(|t| msg.contains(t))
+}
+
+pub(crate) fn conn_err(e: ConnectionError) -> StorageError {
+    match e {
+        ConnectionError::InvalidConnectionUrl(msg) => StorageError::Config(msg),
+        other => StorageError::Unavailable(other.to_string()),
+    }
+}
+
+/// Every pool failure (timeout, refused connection, closed pool) means the database cannot be
+/// reached right now.
+pub(crate) fn pool_err(e: PoolError) -> StorageError {
+    match e {
+        PoolError::Backend(ManagerError::ConnectionError(e)) => conn_err(e),
+        PoolError::Backend(ManagerError::QueryError(e)) => StorageError::Unavailable(e.to_string()),
+        other => StorageError::Unavailable(format!("connection pool: {other}")),
+    }
+}
+
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    max_conns: usize,
+    opts: &StoreOptions,
+) -> Result<Pool<C>>
+where
+    C: PoolableConnection + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = ManagerError>,
+{
+    // Without these timeouts deadpool waits forever for a connection; the tokio runtime is what
+    // lets it enforce them.
+    Pool::builder(manager)
+        .max_size(max_conns.max(1))
+        .wait_timeout(Some(opts.pool_timeout))
+        .create_timeout(Some(opts.connect_timeout))
+        .recycle_timeout(Some(opts.pool_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StorageError::Config(format!("connection pool: {e}")))
+}
+
+/// `Fast` recycling skips the `SELECT 1` per checkout (it would double the round trips of every
+/// lookup). Dead PostgreSQL connections are still dropped: `is_broken` checks the socket.
+fn manager_config<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
+    let mut cfg = ManagerConfig::default();
+    cfg.recycling_method = RecyclingMethod::Fast;
+    cfg
+}
+
+/// Per-connection SQLite settings. busy_timeout comes first so the WAL switch itself waits for locks.
+fn sqlite_pragmas(opts: &StoreOptions) -> String {
+    let busy_ms = opts.pool_timeout.as_millis().clamp(1, i32::MAX as u128);
+    format!(
+        "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    )
+}
+
+pub(crate) struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+}
+
+pub(crate) struct SqliteStore {
+    pool: Pool<SqliteConn>,
+    /// For `sqlite::memory:`: an idle connection that keeps the shared in-memory database alive even
+    /// if the pool drops and reopens its one connection (after a cancelled transaction, say).
+    _anchor: Option<Mutex<SqliteConnection>>,
+}
+
+impl PgStore {
+    pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+impl SqliteStore {
+    pub(crate) async fn conn(&self) -> Result<Object<SqliteConn>> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+/// Open a store. Checks out one connection so a wrong or unreachable database fails here with
+/// `Unavailable`. Does not migrate, except `sqlite::memory:` which starts empty and is migrated.
+pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
+    match Target::parse(dsn)? {
+        Target::Postgres {
+            url,
+            max_conns,
+            has_connect_timeout,
+        } => {
+            let url = Target::postgres_url(&url, has_connect_timeout, opts.connect_timeout);
+            let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config());
+            let store = PgStore {
+                pool: build_pool(manager, max_conns.unwrap_or(opts.max_conns), opts)?,
+            };
+            drop(store.conn().await?);
+            Ok(Arc::new(store))
+        }
+        Target::SqliteFile { path } => {
+            let store = SqliteStore {
+                pool: sqlite_pool(path, opts.max_conns, opts)?,
+                _anchor: None,
+            };
+            // The first connection switches the file to WAL before the pool opens others concurrently.
+            drop(store.conn().await?);
+            Ok(Arc::new(store))
+        }
+        Target::SqliteMemory => {
+            // A named shared-cache memory database, so the anchor and the pool see the same data.
+            let uri = format!(
+                "file:talos-mem-{}?mode=memory&cache=shared",
+                uuid::Uuid::new_v4().simple()
+            );
+            let anchor_uri = uri.clone();
+            let anchor = tokio::task::spawn_blocking(move || -> Result<SqliteConnection> {
+                let mut conn = SqliteConnection::establish(&anchor_uri).map_err(conn_err)?;
+                crate::migrate::run_up(&mut conn, crate::migrate::SQLITE)?;
+                Ok(conn)
+            })
+            .await
+            .map_err(|e| StorageError::Internal(format!("migration task: {e}")))??;
+            // One connection: a shared-cache memory database uses table locks that busy_timeout
+            // does not cover, so concurrent connections would fail with SQLITE_LOCKED.
+            let store = SqliteStore {
+                pool: sqlite_pool(uri, 1, opts)?,
+                _anchor: Some(Mutex::new(anchor)),
+            };
+            drop(store.conn().await?);
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn sqlite_pool(url: String, max_conns: usize, opts: &StoreOptions) -> Result<Pool<SqliteConn>> {
+    let pragmas = Arc::new(sqlite_pragmas(opts));
+    let mut cfg = manager_config::<SqliteConn>();
+    cfg.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        let pragmas = Arc::clone(&pragmas);
+        Box::pin(async move {
+            let mut conn = SqliteConn::establish(&url).await?;
+            conn.batch_execute(&pragmas)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    build_pool(
+        AsyncDieselConnectionManager::new_with_config(url, cfg),
+        max_conns,
+        opts,
+    )
+}

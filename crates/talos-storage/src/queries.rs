@@ -1,0 +1,526 @@
+//! The `Store` implementation, written once and expanded for both backends by `impl_store!`.
+//!
+//! diesel's query types depend on the backend (boxed queries name it, `RETURNING` support is
+//! per backend), so fully generic functions would need long where-clauses; a macro over the two
+//! concrete connection types keeps one body of query code with ordinary, checked diesel types.
+
+use std::collections::HashSet;
+
+use crate::error::{ConflictKind, Result, StorageError};
+use crate::model::{BatchItemOutcome, KeyRecord};
+use crate::row::Row;
+
+/// Rows per `INSERT` statement: 1000 rows × 21 columns stays under SQLite's 32766 and
+/// PostgreSQL's 65535 bind parameter limits.
+pub(crate) const BATCH_CHUNK: usize = 1000;
+
+/// Error type inside transactions: a diesel error (so `?` works on queries) or a domain outcome
+/// (NotFound, NotActive) that must roll the transaction back.
+pub(crate) enum TxError {
+    Db(diesel::result::Error),
+    Storage(StorageError),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<TxError> for StorageError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(e) => crate::conn::db_err(e),
+            TxError::Storage(e) => e,
+        }
+    }
+}
+
+/// A batch, split into the rows worth sending and the items already known to be duplicates
+/// within the batch (first occurrence wins, by key id, hash or request id).
+pub(crate) struct BatchPlan {
+    /// `Some(row)` for items to insert, `None` for in-batch duplicates; in input order.
+    items: Vec<Option<Row>>,
+}
+
+impl BatchPlan {
+    pub(crate) fn new(keys: &[KeyRecord]) -> Result<BatchPlan> {
+        let mut ids = HashSet::new();
+        let mut hashes = HashSet::new();
+        let mut request_ids = HashSet::new();
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = Row::from_record(key)?;
+            let fresh_id = ids.insert((row.nid.clone(), row.key_id.clone()));
+            let fresh_hash = row
+                .hash
+                .as_ref()
+                .is_none_or(|h| hashes.insert((row.nid.clone(), h.clone())));
+            let fresh_req = row
+                .request_id
+                .as_ref()
+                .is_none_or(|r| request_ids.insert((row.nid.clone(), row.kind.clone(), r.clone())));
+            items.push((fresh_id && fresh_hash && fresh_req).then_some(row));
+        }
+        Ok(BatchPlan { items })
+    }
+
+    pub(crate) fn rows(&self) -> Vec<&Row> {
+        self.items.iter().flatten().collect()
+    }
+
+    /// `inserted` holds the `(nid, key_id)` pairs the database reported as inserted; every other
+    /// item hit an existing row (`ON CONFLICT DO NOTHING`) or an earlier item of the batch.
+    pub(crate) fn outcomes(
+        self,
+        inserted: &HashSet<(String, String)>,
+    ) -> Result<Vec<BatchItemOutcome>> {
+        self.items
+            .into_iter()
+            .map(|item| match item {
+                Some(row) if inserted.contains(&(row.nid.clone(), row.key_id.clone())) => {
+                    Ok(BatchItemOutcome::Inserted(row.into_record()?))
+                }
+                _ => Ok(BatchItemOutcome::Duplicate),
+            })
+            .collect()
+    }
+}
+
+pub(crate) fn duplicate() -> StorageError {
+    StorageError::Conflict(ConflictKind::Duplicate)
+}
+
+/// `WHERE nid = ? AND key_id = ? AND kind = ?` — the primary key plus the kind check.
+macro_rules! by_id {
+    ($nid:expr, $kind:expr, $key_id:expr) => {
+        api_keys::table
+            .filter(api_keys::nid.eq($nid))
+            .filter(api_keys::key_id.eq($key_id))
+            .filter(api_keys::kind.eq($kind))
+    };
+}
+
+/// Stored-active and unexpired at `$now_us` (unix microseconds).
+macro_rules! active_at {
+    ($now_us:expr) => {
+        api_keys::status.eq(STATUS_ACTIVE).and(
+            api_keys::expire_time
+                .is_null()
+                .or(api_keys::expire_time.gt($now_us)),
+        )
+    };
+}
+
+/// One multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING nid, key_id`: rows not returned hit an
+/// existing key id, hash or request id. Shared by both backends' executors below.
+macro_rules! batch_insert {
+    ($chunk:expr) => {
+        diesel::insert_into(api_keys::table)
+            .values($chunk)
+            .on_conflict_do_nothing()
+            .returning((api_keys::nid, api_keys::key_id))
+    };
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl crate::store::Store for $store {
+            async fn ping(&self) -> Result<()> {
+                let mut conn = self.conn().await?;
+                conn.batch_execute("SELECT 1").await.map_err(db_err)
+            }
+
+            async fn insert_key(&self, key: &KeyRecord) -> Result<InsertOutcome> {
+                let row = Row::from_record(key)?;
+                let mut conn = self.conn().await?;
+                // Insert first and look for the request id only on conflict: the common path is one
+                // statement, and a concurrent twin request loses the race cleanly at the unique index.
+                let res = diesel::insert_into(api_keys::table)
+                    .values(&row)
+                    .returning(Row::as_returning())
+                    .get_result::<Row>(&mut conn)
+                    .await;
+                match res {
+                    Ok(r) => Ok(InsertOutcome::Inserted(r.into_record()?)),
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                        let Some(request_id) = &row.request_id else {
+                            return Err(duplicate());
+                        };
+                        let existing = api_keys::table
+                            .filter(api_keys::nid.eq(&row.nid))
+                            .filter(api_keys::kind.eq(&row.kind))
+                            .filter(api_keys::request_id.eq(request_id))
+                            .select(Row::as_select())
+                            .get_result::<Row>(&mut conn)
+                            .await
+                            .optional()
+                            .map_err(db_err)?;
+                        match existing {
+                            Some(r) => Ok(InsertOutcome::Existing(r.into_record()?)),
+                            None => Err(duplicate()),
+                        }
+                    }
+                    Err(e) => Err(db_err(e)),
+                }
+            }
+
+            async fn insert_keys_batch(&self, keys: &[KeyRecord]) -> Result<Vec<BatchItemOutcome>> {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let plan = BatchPlan::new(keys)?;
+                let rows: Vec<Row> = plan.rows().into_iter().cloned().collect();
+                let inserted = self.insert_rows(rows).await?;
+                plan.outcomes(&inserted)
+            }
+
+            async fn get_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord> {
+                let mut conn = self.conn().await?;
+                by_id!(nid_str(nid), kind_str(kind), key_id)
+                    .select(Row::as_select())
+                    .get_result::<Row>(&mut conn)
+                    .await
+                    .map_err(db_err)?
+                    .into_record()
+            }
+
+            async fn list_keys(
+                &self,
+                nid: Uuid,
+                kind: KeyKind,
+                query: &ListQuery,
+            ) -> Result<Vec<KeyRecord>> {
+                if query.limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+                let now = micros(query.now);
+                let mut q = api_keys::table
+                    .filter(api_keys::nid.eq(nid_str(nid)))
+                    .filter(api_keys::kind.eq(kind_str(kind)))
+                    .select(Row::as_select())
+                    .order(api_keys::key_id.desc())
+                    .limit(limit)
+                    .into_boxed::<$db>();
+                if let Some(actor) = &query.actor_id {
+                    q = q.filter(api_keys::actor_id.eq(actor));
+                }
+                if let Some(after) = &query.after {
+                    q = q.filter(api_keys::key_id.lt(after));
+                }
+                // The status filter works on the status a reader sees at `now`, so EXPIRED keys are
+                // stored-active rows whose expiry has passed.
+                q = match query.status {
+                    None => q,
+                    Some(KeyStatus::Active) => q.filter(active_at!(now)),
+                    Some(KeyStatus::Expired) => q
+                        .filter(api_keys::status.eq(STATUS_ACTIVE))
+                        .filter(api_keys::expire_time.le(now)),
+                    Some(KeyStatus::Revoked) => q.filter(api_keys::status.eq(STATUS_REVOKED)),
+                };
+                let mut conn = self.conn().await?;
+                let rows = q.load::<Row>(&mut conn).await.map_err(db_err)?;
+                rows.into_iter().map(Row::into_record).collect()
+            }
+
+            async fn update_key(
+                &self,
+                nid: Uuid,
+                kind: KeyKind,
+                key_id: &str,
+                patch: &KeyPatch,
+                now: DateTime<Utc>,
+            ) -> Result<KeyRecord> {
+                let changes = PatchRow::new(patch, now)?;
+                let mut conn = self.conn().await?;
+                diesel::update(by_id!(nid_str(nid), kind_str(kind), key_id))
+                    .set(&changes)
+                    .returning(Row::as_returning())
+                    .get_result::<Row>(&mut conn)
+                    .await
+                    .map_err(db_err)?
+                    .into_record()
+            }
+
+            async fn revoke_key(
+                &self,
+                nid: Uuid,
+                kind: KeyKind,
+                key_id: &str,
+                revocation: &Revocation,
+            ) -> Result<KeyRecord> {
+                let nid = nid_str(nid);
+                let kind = kind_str(kind);
+                let mut conn = self.conn().await?;
+                // The status condition makes the check-and-set atomic: of two concurrent revokes,
+                // the second finds no active row.
+                let revoked = diesel::update(
+                    by_id!(&nid, kind, key_id).filter(api_keys::status.eq(STATUS_ACTIVE)),
+                )
+                .set((
+                    api_keys::status.eq(STATUS_REVOKED),
+                    api_keys::revocation_reason.eq(Some(revocation.reason.to_i16())),
+                    api_keys::revocation_description.eq(revocation.description.as_deref()),
+                    api_keys::update_time.eq(micros(revocation.at)),
+                ))
+                .returning(Row::as_returning())
+                .get_result::<Row>(&mut conn)
+                .await
+                .optional()
+                .map_err(db_err)?;
+                match revoked {
+                    Some(r) => r.into_record(),
+                    None => {
+                        let exists =
+                            diesel::select(diesel::dsl::exists(by_id!(&nid, kind, key_id)))
+                                .get_result::<bool>(&mut conn)
+                                .await
+                                .map_err(db_err)?;
+                        Err(if exists {
+                            StorageError::Conflict(ConflictKind::AlreadyRevoked)
+                        } else {
+                            StorageError::NotFound
+                        })
+                    }
+                }
+            }
+
+            async fn rotate_key(
+                &self,
+                nid: Uuid,
+                old_key_id: &str,
+                new_key: &KeyRecord,
+                revocation: &Revocation,
+            ) -> Result<(KeyRecord, KeyRecord)> {
+                let nid = nid_str(nid);
+                // Rotation keeps the kind: the old key is looked up with the new key's kind.
+                let kind = kind_str(new_key.kind);
+                let new_row = Row::from_record(new_key)?;
+                let at = micros(revocation.at);
+                let mut conn = self.conn().await?;
+                let (new, old) = conn
+                    .transaction::<_, TxError, _>(async |c| {
+                        // Revoke first: the conditional UPDATE is the concurrency guard (a second
+                        // rotation finds nothing active), and on SQLite it takes the write lock at
+                        // the start of the transaction.
+                        let old =
+                            diesel::update(by_id!(&nid, kind, old_key_id).filter(active_at!(at)))
+                                .set((
+                                    api_keys::status.eq(STATUS_REVOKED),
+                                    api_keys::revocation_reason
+                                        .eq(Some(revocation.reason.to_i16())),
+                                    api_keys::revocation_description
+                                        .eq(revocation.description.as_deref()),
+                                    api_keys::update_time.eq(at),
+                                ))
+                                .returning(Row::as_returning())
+                                .get_result::<Row>(c)
+                                .await
+                                .optional()?;
+                        let Some(old) = old else {
+                            let exists =
+                                diesel::select(diesel::dsl::exists(by_id!(&nid, kind, old_key_id)))
+                                    .get_result::<bool>(c)
+                                    .await?;
+                            return Err(TxError::Storage(if exists {
+                                StorageError::Conflict(ConflictKind::NotActive)
+                            } else {
+                                StorageError::NotFound
+                            }));
+                        };
+                        let new = diesel::insert_into(api_keys::table)
+                            .values(&new_row)
+                            .returning(Row::as_returning())
+                            .get_result::<Row>(c)
+                            .await?;
+                        Ok((new, old))
+                    })
+                    .await?;
+                Ok((new.into_record()?, old.into_record()?))
+            }
+
+            async fn delete_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<()> {
+                let mut conn = self.conn().await?;
+                let n = diesel::delete(by_id!(nid_str(nid), kind_str(kind), key_id))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_err)?;
+                if n == 0 {
+                    Err(StorageError::NotFound)
+                } else {
+                    Ok(())
+                }
+            }
+
+            async fn touch_key(
+                &self,
+                nid: Uuid,
+                kind: KeyKind,
+                key_id: &str,
+                at: DateTime<Utc>,
+            ) -> Result<()> {
+                let at = micros(at);
+                let mut conn = self.conn().await?;
+                // Only ever moves forward, so batched last-used flushes arriving out of order
+                // cannot set an older time.
+                diesel::update(
+                    by_id!(nid_str(nid), kind_str(kind), key_id).filter(
+                        api_keys::last_used_time
+                            .is_null()
+                            .or(api_keys::last_used_time.lt(at)),
+                    ),
+                )
+                .set(api_keys::last_used_time.eq(at))
+                .execute(&mut conn)
+                .await
+                .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn find_imported_by_hashes(
+                &self,
+                nid: Uuid,
+                hashes: &[[u8; 32]],
+            ) -> Result<Option<KeyRecord>> {
+                if hashes.is_empty() {
+                    return Ok(None);
+                }
+                let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
+                let mut conn = self.conn().await?;
+                let rows = api_keys::table
+                    .filter(api_keys::nid.eq(nid_str(nid)))
+                    .filter(api_keys::hash.eq_any(hashes))
+                    .filter(api_keys::kind.eq(kind_str(KeyKind::Imported)))
+                    .select(Row::as_select())
+                    .limit(1)
+                    .load::<Row>(&mut conn)
+                    .await
+                    .map_err(db_err)?;
+                rows.into_iter().next().map(Row::into_record).transpose()
+            }
+
+            async fn rehash_imported(
+                &self,
+                nid: Uuid,
+                key_id: &str,
+                old_hash: &[u8; 32],
+                new_hash: &[u8; 32],
+                secret_id: &str,
+            ) -> Result<bool> {
+                let mut conn = self.conn().await?;
+                let n = diesel::update(
+                    by_id!(nid_str(nid), kind_str(KeyKind::Imported), key_id)
+                        .filter(api_keys::hash.eq(old_hash.as_slice())),
+                )
+                .set((
+                    api_keys::hash.eq(new_hash.as_slice()),
+                    api_keys::hash_secret_id.eq(secret_id),
+                ))
+                .execute(&mut conn)
+                .await
+                .map_err(db_err)?;
+                Ok(n > 0)
+            }
+
+            async fn count_active(&self, nid: Uuid, now: DateTime<Utc>) -> Result<u64> {
+                let mut conn = self.conn().await?;
+                let n: i64 = api_keys::table
+                    .filter(api_keys::nid.eq(nid_str(nid)))
+                    .filter(active_at!(micros(now)))
+                    .count()
+                    .get_result(&mut conn)
+                    .await
+                    .map_err(db_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn count_imported_with_unknown_secret(
+                &self,
+                known_secret_ids: &[String],
+            ) -> Result<u64> {
+                let mut conn = self.conn().await?;
+                let n: i64 = api_keys::table
+                    .filter(api_keys::kind.eq(kind_str(KeyKind::Imported)))
+                    .filter(
+                        api_keys::hash_secret_id
+                            .is_null()
+                            .or(api_keys::hash_secret_id.ne_all(known_secret_ids.to_vec())),
+                    )
+                    .count()
+                    .get_result(&mut conn)
+                    .await
+                    .map_err(db_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+        }
+    };
+}
+
+mod expand {
+    use std::collections::HashSet;
+
+    use chrono::{DateTime, Utc};
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+    use diesel::{
+        BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+    };
+    use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+    use uuid::Uuid;
+
+    use super::{BATCH_CHUNK, BatchPlan, TxError, duplicate};
+    use crate::conn::{PgStore, SqliteStore, db_err};
+    use crate::error::{ConflictKind, Result, StorageError};
+    use crate::model::{
+        BatchItemOutcome, InsertOutcome, KeyKind, KeyPatch, KeyRecord, KeyStatus, ListQuery,
+        Revocation,
+    };
+    use crate::row::{
+        PatchRow, Row, STATUS_ACTIVE, STATUS_REVOKED, api_keys, kind_str, micros, nid_str,
+    };
+
+    impl PgStore {
+        /// Insert batch rows, `BATCH_CHUNK` per statement, in one transaction.
+        async fn insert_rows(&self, rows: Vec<Row>) -> Result<HashSet<(String, String)>> {
+            let mut conn = self.conn().await?;
+            let inserted = conn
+                .transaction::<_, TxError, _>(async |c| {
+                    let mut inserted = HashSet::new();
+                    for chunk in rows.chunks(BATCH_CHUNK) {
+                        let ids: Vec<(String, String)> =
+                            batch_insert!(chunk).get_results(c).await?;
+                        inserted.extend(ids);
+                    }
+                    Ok(inserted)
+                })
+                .await?;
+            Ok(inserted)
+        }
+    }
+
+    impl SqliteStore {
+        /// Same statement as on PostgreSQL, but run on the synchronous connection: diesel implements
+        /// multi-row inserts for SQLite only on that path, not through diesel-async's generic one.
+        /// `BEGIN IMMEDIATE` takes the write lock up front (no SQLITE_BUSY on a lock upgrade).
+        async fn insert_rows(&self, rows: Vec<Row>) -> Result<HashSet<(String, String)>> {
+            let mut conn = self.conn().await?;
+            conn.spawn_blocking(move |c| {
+                c.immediate_transaction(|c| {
+                    let mut inserted = HashSet::new();
+                    for chunk in rows.chunks(BATCH_CHUNK) {
+                        let ids: Vec<(String, String)> =
+                            diesel::RunQueryDsl::get_results(batch_insert!(chunk), c)?;
+                        inserted.extend(ids);
+                    }
+                    Ok(inserted)
+                })
+            })
+            .await
+            .map_err(db_err)
+        }
+    }
+
+    impl_store!(PgStore, diesel::pg::Pg);
+    impl_store!(SqliteStore, diesel::sqlite::Sqlite);
+}

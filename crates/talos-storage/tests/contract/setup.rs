@@ -1,0 +1,235 @@
+//! Connection setup, migrations and failure modes; also `sqlite::memory:`.
+
+use talos_storage::*;
+
+use crate::harness::*;
+
+/// Status before/after, up, up again (no-op), down, up again; then the schema works.
+pub async fn migrations_up_down_up(db: &TestDb) {
+    // The harness migrated already: take everything down first, then exercise the full cycle.
+    let dsn = &db.dsn;
+    let all: Vec<String> = migration_status(dsn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(!all.is_empty());
+    assert!(
+        migration_status(dsn)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
+    assert!(pending_migrations(dsn).await.unwrap().is_empty());
+    assert!(migrate_up(dsn).await.unwrap().is_empty(), "idempotent");
+
+    let mut reverted = migrate_down_all(dsn).await.unwrap();
+    reverted.reverse();
+    assert_eq!(reverted, all, "down reverts every migration, newest first");
+    assert!(
+        migration_status(dsn)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| !m.applied)
+    );
+    assert_eq!(pending_migrations(dsn).await.unwrap(), all);
+    assert!(
+        db.store.get_key(nid(), KeyKind::Issued, "x").await.is_err(),
+        "table is gone"
+    );
+    assert!(migrate_down_all(dsn).await.unwrap().is_empty());
+
+    assert_eq!(migrate_up(dsn).await.unwrap(), all);
+    assert!(migrate_up(dsn).await.unwrap().is_empty());
+    assert!(
+        migration_status(dsn)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.applied)
+    );
+    // A fresh store on the re-created schema works.
+    let store = connect(dsn, &opts()).await.unwrap();
+    let k = issued(nid(), &uuid_id());
+    inserted(store.insert_key(&k).await.unwrap());
+    assert_eq!(
+        store
+            .get_key(k.nid, KeyKind::Issued, &k.key_id)
+            .await
+            .unwrap(),
+        k
+    );
+}
+
+/// A fresh SQLite file: status before migrating shows everything pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_fresh_status() {
+    let (_dir, dsn) = sqlite_dsn();
+    let status = migration_status(&dsn).await.unwrap();
+    assert!(!status.is_empty() && status.iter().all(|m| !m.applied));
+    let applied = migrate_up(&dsn).await.unwrap();
+    assert_eq!(
+        applied,
+        status.iter().map(|m| m.name.clone()).collect::<Vec<_>>()
+    );
+    assert!(pending_migrations(&dsn).await.unwrap().is_empty());
+}
+
+/// A freshly created PostgreSQL database: nothing applied until `migrate_up`.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_fresh_status() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    let status = migration_status(&db.dsn).await.unwrap();
+    assert!(!status.is_empty() && status.iter().all(|m| !m.applied));
+    assert_eq!(
+        pending_migrations(&db.dsn).await.unwrap().len(),
+        status.len()
+    );
+    assert_eq!(migrate_up(&db.dsn).await.unwrap().len(), status.len());
+    assert!(migrate_up(&db.dsn).await.unwrap().is_empty());
+}
+
+/// Migrations run on a blocking thread, so a current-thread runtime (actix's) does not panic.
+#[tokio::test]
+async fn migrations_on_current_thread_runtime() {
+    let (_dir, dsn) = sqlite_dsn();
+    assert!(!migrate_up(&dsn).await.unwrap().is_empty());
+    let store = connect(&dsn, &opts()).await.unwrap();
+    store.ping().await.unwrap();
+    if let Some(db) = PgDatabase::create().await {
+        assert!(!migrate_up(&db.dsn).await.unwrap().is_empty());
+        connect(&db.dsn, &opts())
+            .await
+            .unwrap()
+            .ping()
+            .await
+            .unwrap();
+    }
+}
+
+/// Never creates a PostgreSQL database: a missing one is an error, not a silent create.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_migrate_missing_database() {
+    let Some(admin) = admin_url() else { return };
+    let dsn = with_database(
+        &admin,
+        &format!("talos_missing_{}", uuid::Uuid::new_v4().simple()),
+    );
+    assert!(matches!(
+        migrate_up(&dsn).await,
+        Err(StorageError::Unavailable(_))
+    ));
+    assert!(matches!(
+        connect(&dsn, &short_opts()).await,
+        Err(StorageError::Unavailable(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_closed_port() {
+    // Needs no running server: nothing listens on port 1.
+    let dsn = "postgres://postgres@127.0.0.1:1/x?sslmode=disable";
+    match connect(dsn, &short_opts()).await {
+        Err(StorageError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {:?}", other.map(|_| "a store")),
+    }
+    assert!(matches!(
+        migrate_up(dsn).await,
+        Err(StorageError::Unavailable(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_unroutable_host_is_bounded() {
+    // A blackholed address: the connect timeout (not the OS's minutes-long one) ends the wait.
+    let started = std::time::Instant::now();
+    let r = connect("postgres://postgres@10.255.255.1:5432/x", &short_opts()).await;
+    assert!(
+        matches!(r, Err(StorageError::Unavailable(_))),
+        "{:?}",
+        r.map(|_| ())
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_sqlite_unopenable() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}/no/such/dir/x.db", dir.path().display());
+    assert!(matches!(
+        connect(&dsn, &short_opts()).await,
+        Err(StorageError::Unavailable(_))
+    ));
+}
+
+/// The database vanishes under a running store: operations fail with Unavailable, no panic/hang.
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_after_database_dropped() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    migrate_up(&db.dsn).await.unwrap();
+    let store = connect(&db.dsn, &short_opts()).await.unwrap();
+    store.ping().await.unwrap();
+    PgDatabase::drop_now(&admin_url().unwrap(), &db.name).await;
+    for _ in 0..3 {
+        match store.get_key(nid(), KeyKind::Issued, "x").await {
+            Err(StorageError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_errors() {
+    for dsn in [
+        "mysql://u:p@tcp(h:3306)/db",
+        "talos.db",
+        "postgres://h/db?sslmode=verify-full",
+    ] {
+        assert!(
+            matches!(connect(dsn, &opts()).await, Err(StorageError::Config(_))),
+            "{dsn}"
+        );
+        assert!(
+            matches!(migrate_up(dsn).await, Err(StorageError::Config(_))),
+            "{dsn}"
+        );
+    }
+    assert_eq!(
+        Backend::from_dsn("postgresql://h/db?sslmode=disable").unwrap(),
+        Backend::Postgres
+    );
+    assert_eq!(
+        Backend::from_dsn("sqlite::memory:").unwrap(),
+        Backend::Sqlite
+    );
+}
+
+/// `sqlite::memory:`: migrated on connect, one shared connection, concurrency still correct.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_memory_store() {
+    let db = crate::harness::sqlite_memory().await;
+    crate::basic::roundtrip(&db).await;
+    crate::batch::concurrent_imports(&db).await;
+    crate::batch::concurrent_rotations(&db).await;
+    crate::batch::batch_duplicates(&db).await;
+    // Separate connects are separate databases.
+    let other = connect("sqlite::memory:", &opts()).await.unwrap();
+    assert!(
+        other
+            .list_keys(nid(), KeyKind::Issued, &list_all(now()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        other.count_imported_with_unknown_secret(&[]).await.unwrap(),
+        0
+    );
+}
