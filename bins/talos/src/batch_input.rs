@@ -7,7 +7,8 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
@@ -121,12 +122,14 @@ pub struct RowReader {
     pub warnings: Vec<String>,
     /// The detected format.
     pub format: InputFormat,
+    /// Set after a fatal error: the stream ends there.
+    failed: bool,
 }
 
 enum Inner {
     Array(ArrayRows<Box<dyn BufRead + Send>>),
     Lines(LineRows<Box<dyn BufRead + Send>>),
-    Csv(Box<CsvRows<Box<dyn BufRead + Send>>>),
+    Csv(Box<CsvRows<NewlineTracker<Box<dyn BufRead + Send>>>>),
     Empty,
 }
 
@@ -157,27 +160,29 @@ impl RowReader {
                 vec![],
             ),
             Some(InputFormat::Csv) => {
-                let (rows, warnings) = CsvRows::new(r, line)?;
+                let (tracker, lines) = NewlineTracker::new(r, line);
+                let (rows, warnings) = CsvRows::new(tracker, lines)?;
                 (Inner::Csv(Box::new(rows)), InputFormat::Csv, warnings)
             }
         };
-        Ok(RowReader {
-            inner,
-            warnings,
-            format,
-        })
+        Ok(RowReader { inner, warnings, format, failed: false })
     }
 }
 
 impl Iterator for RowReader {
     type Item = Result<Row, String>;
     fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
+        if self.failed {
+            return None;
+        }
+        let next = match &mut self.inner {
             Inner::Array(a) => a.next_row().transpose(),
             Inner::Lines(l) => l.next_row().transpose(),
             Inner::Csv(c) => c.next_row().transpose(),
             Inner::Empty => None,
-        }
+        };
+        self.failed = matches!(next, Some(Err(_)));
+        next
     }
 }
 
@@ -412,17 +417,60 @@ const CSV_COLUMNS: &[&str] = &[
     "rate_limit_window",
 ];
 
+/// Remembers where newlines are in the stream so a record's byte offset maps to its line. (csv's own line
+/// numbers skip blank lines.) Only newlines not yet passed are kept: about one read buffer's worth.
+struct NewlineTracker<R> {
+    inner: R,
+    pos: u64,
+    newlines: Arc<Mutex<VecDeque<u64>>>,
+}
+
+impl<R> NewlineTracker<R> {
+    fn new(inner: R, first_line: u64) -> (Self, LineCounter) {
+        let newlines = Arc::new(Mutex::new(VecDeque::new()));
+        let counter = LineCounter { newlines: newlines.clone(), passed: first_line - 1 };
+        (NewlineTracker { inner, pos: 0, newlines }, counter)
+    }
+}
+
+impl<R: Read> Read for NewlineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut q = self.newlines.lock().unwrap_or_else(|p| p.into_inner());
+        q.extend(buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| self.pos + i as u64));
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+struct LineCounter {
+    newlines: Arc<Mutex<VecDeque<u64>>>,
+    passed: u64,
+}
+
+impl LineCounter {
+    /// 1-based line of a byte offset; offsets must not decrease between calls.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut q = self.newlines.lock().unwrap_or_else(|p| p.into_inner());
+        while q.front().is_some_and(|&nl| nl < byte) {
+            q.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
 struct CsvRows<R: Read> {
     rdr: csv::Reader<R>,
     /// Column position of each known field (None = not in the header).
     cols: Vec<(&'static str, usize)>,
-    first_line: u64,
+    lines: LineCounter,
     index: u64,
     record: csv::StringRecord,
 }
 
 impl<R: Read> CsvRows<R> {
-    fn new(r: R, first_line: u64) -> Result<(Self, Vec<String>), String> {
+    fn new(r: R, lines: LineCounter) -> Result<(Self, Vec<String>), String> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -457,7 +505,7 @@ impl<R: Read> CsvRows<R> {
             CsvRows {
                 rdr,
                 cols,
-                first_line,
+                lines,
                 index: 0,
                 record: csv::StringRecord::new(),
             },
@@ -474,7 +522,7 @@ impl<R: Read> CsvRows<R> {
                 Ok(true) if self.record.iter().all(str::is_empty) => continue,
                 Ok(true) => {
                     self.index += 1;
-                    let line = self.record.position().map_or(0, |p| p.line()) + self.first_line - 1;
+                    let line = self.lines.line_at(self.record.position().map_or(0, |p| p.byte()));
                     let item = csv_item(&self.cols, &self.record);
                     return Ok(Some(Row { index, line, item }));
                 }
@@ -483,7 +531,7 @@ impl<R: Read> CsvRows<R> {
                 }
                 Err(e) => {
                     self.index += 1;
-                    let line = e.position().map_or(0, |p| p.line()) + self.first_line - 1;
+                    let line = self.lines.line_at(e.position().map_or(0, |p| p.byte()));
                     let item = Err((format!("invalid CSV row: {e}"), Value::Null));
                     return Ok(Some(Row { index, line, item }));
                 }

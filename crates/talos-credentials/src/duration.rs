@@ -112,9 +112,9 @@ pub fn format_seconds(d: Duration) -> String {
     let nanos = d.subsec_nanos();
     if nanos == 0 {
         format!("{secs}s")
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         format!("{secs}.{:03}s", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         format!("{secs}.{:06}s", nanos / 1_000)
     } else {
         format!("{secs}.{nanos:09}s")

@@ -292,6 +292,13 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     } else {
         body
     };
+    // Every body is an object; serde would otherwise accept an array for a struct.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => ApiError::bad("invalid request body: expected a JSON object"),
+            Err(e) => ApiError::bad(format!("request body is not valid JSON: {e}")),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -345,7 +352,7 @@ mod tests {
             (b"[]", "invalid request body"),
         ];
         for (body, want) in cases {
-            let err = parse_body::<KeySpecIn>(body).unwrap_err();
+            let err = parse_body::<KeySpecIn>(body).expect_err(std::str::from_utf8(body).unwrap());
             assert_eq!(err.status.as_u16(), 400);
             assert!(
                 err.message.contains(want),

@@ -36,3 +36,5 @@ CREATE UNIQUE INDEX api_keys_nid_kind_request_id_key ON api_keys (nid, kind, req
 CREATE INDEX api_keys_nid_kind_actor_id_key_id_idx ON api_keys (nid, kind, actor_id, key_id);
 -- List without actor filter, ordered by key_id.
 CREATE INDEX api_keys_nid_kind_key_id_idx ON api_keys (nid, kind, key_id);
+-- count_active (quota checks): an index-only count of one network's stored-active rows.
+CREATE INDEX api_keys_nid_status_expire_time_idx ON api_keys (nid, status, expire_time);

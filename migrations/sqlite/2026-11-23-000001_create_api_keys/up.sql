@@ -32,3 +32,5 @@ CREATE UNIQUE INDEX api_keys_nid_hash_key ON api_keys (nid, hash);
 CREATE UNIQUE INDEX api_keys_nid_kind_request_id_key ON api_keys (nid, kind, request_id);
 CREATE INDEX api_keys_nid_kind_actor_id_key_id_idx ON api_keys (nid, kind, actor_id, key_id);
 CREATE INDEX api_keys_nid_kind_key_id_idx ON api_keys (nid, kind, key_id);
+-- count_active (quota checks): an index-only count of one network's stored-active rows.
+CREATE INDEX api_keys_nid_status_expire_time_idx ON api_keys (nid, status, expire_time);
