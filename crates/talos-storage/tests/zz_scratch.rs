@@ -1,5 +1,7 @@
 #[path = "contract/harness.rs"]
 mod harness;
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
 use harness::*;
 use talos_storage::*;
 
@@ -8,16 +10,18 @@ async fn scratch() {
     let (_dir, dsn) = sqlite_dsn();
     migrate_up(&dsn).await.unwrap();
     let store = connect(&dsn, &StoreOptions { max_conns: 1, ..opts() }).await.unwrap();
+    let path = dsn.trim_start_matches("sqlite://").to_owned();
+    let mut locker = diesel::SqliteConnection::establish(&path).unwrap();
+    locker.batch_execute("BEGIN IMMEDIATE").unwrap();
     let n = nid();
-    let mut timeouts = 0;
-    for round in 0..100u32 {
-        let keys: Vec<KeyRecord> = (0..500).map(|i| imported(n, round * 500 + i)).collect();
-        let t = std::time::Instant::now();
-        let r = tokio::time::timeout(std::time::Duration::from_micros(200), store.insert_keys_batch(&keys)).await;
-        if r.is_err() { timeouts += 1; }
-        let el = t.elapsed();
-        store.ping().await.unwrap();
-        if round < 3 { eprintln!("round {round}: {:?} {el:?} ping after {:?}", r.is_err(), t.elapsed()); }
-    }
-    eprintln!("timeouts {timeouts}");
+    let st = store.clone();
+    let h = tokio::spawn(async move { st.insert_key(&issued(n, &uuid_id())).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    h.abort();
+    let r = h.await;
+    eprintln!("aborted: {:?}", r.is_err());
+    let t = std::time::Instant::now();
+    let p = tokio::spawn({ let s = store.clone(); async move { s.ping().await } }).await;
+    eprintln!("ping: {p:?} after {:?}", t.elapsed());
+    locker.batch_execute("COMMIT").unwrap();
 }
