@@ -4,12 +4,12 @@
 //! Errors come in two kinds: a *row* error (this row is unusable, carry on: bad JSON inside an array element,
 //! a bad CSV metadata cell) and a *fatal* one (the reader cannot find the next row: unterminated array, I/O error).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
@@ -165,7 +165,12 @@ impl RowReader {
                 (Inner::Csv(Box::new(rows)), InputFormat::Csv, warnings)
             }
         };
-        Ok(RowReader { inner, warnings, format, failed: false })
+        Ok(RowReader {
+            inner,
+            warnings,
+            format,
+            failed: false,
+        })
     }
 }
 
@@ -255,7 +260,7 @@ impl<R: BufRead> ArrayRows<R> {
                 .map_err(|e| format!("cannot read input: {e}"))?;
             if buf.is_empty() {
                 return Err(format!(
-                    "unexpected end of input in the array element starting at line {start_line}"
+                    "unexpected end of input: the array is not closed (element starting at line {start_line})"
                 ));
             }
             let mut used = 0;
@@ -417,19 +422,32 @@ const CSV_COLUMNS: &[&str] = &[
     "rate_limit_window",
 ];
 
-/// Remembers where newlines are in the stream so a record's byte offset maps to its line. (csv's own line
-/// numbers skip blank lines.) Only newlines not yet passed are kept: about one read buffer's worth.
+/// Remembers where newlines are in the stream so a record's byte offset maps to its line. csv's own line
+/// numbers skip blank lines, and its record offsets can point at blank lines it skipped, so each newline also
+/// records whether it ended a blank line. Only newlines not yet passed are kept: about one read buffer's worth.
 struct NewlineTracker<R> {
     inner: R,
     pos: u64,
-    newlines: Arc<Mutex<VecDeque<u64>>>,
+    line_has_content: bool,
+    newlines: Arc<Mutex<VecDeque<(u64, bool)>>>,
 }
 
 impl<R> NewlineTracker<R> {
     fn new(inner: R, first_line: u64) -> (Self, LineCounter) {
         let newlines = Arc::new(Mutex::new(VecDeque::new()));
-        let counter = LineCounter { newlines: newlines.clone(), passed: first_line - 1 };
-        (NewlineTracker { inner, pos: 0, newlines }, counter)
+        let counter = LineCounter {
+            newlines: newlines.clone(),
+            passed: first_line - 1,
+        };
+        (
+            NewlineTracker {
+                inner,
+                pos: 0,
+                line_has_content: false,
+                newlines,
+            },
+            counter,
+        )
     }
 }
 
@@ -437,22 +455,33 @@ impl<R: Read> Read for NewlineTracker<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut q = self.newlines.lock().unwrap_or_else(|p| p.into_inner());
-        q.extend(buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| self.pos + i as u64));
+        for (i, &b) in buf[..n].iter().enumerate() {
+            match b {
+                b'\n' => {
+                    q.push_back((self.pos + i as u64, !self.line_has_content));
+                    self.line_has_content = false;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                _ => self.line_has_content = true,
+            }
+        }
         self.pos += n as u64;
         Ok(n)
     }
 }
 
 struct LineCounter {
-    newlines: Arc<Mutex<VecDeque<u64>>>,
+    /// (offset, ended a blank line)
+    newlines: Arc<Mutex<VecDeque<(u64, bool)>>>,
     passed: u64,
 }
 
 impl LineCounter {
-    /// 1-based line of a byte offset; offsets must not decrease between calls.
+    /// 1-based line where the record at `byte` starts; offsets must not decrease between calls.
     fn line_at(&mut self, byte: u64) -> u64 {
         let mut q = self.newlines.lock().unwrap_or_else(|p| p.into_inner());
-        while q.front().is_some_and(|&nl| nl < byte) {
+        // Newlines before the offset, then blank lines the record "starts" on (a record's first line has content).
+        while q.front().is_some_and(|&(nl, blank)| nl < byte || blank) {
             q.pop_front();
             self.passed += 1;
         }
@@ -522,7 +551,9 @@ impl<R: Read> CsvRows<R> {
                 Ok(true) if self.record.iter().all(str::is_empty) => continue,
                 Ok(true) => {
                     self.index += 1;
-                    let line = self.lines.line_at(self.record.position().map_or(0, |p| p.byte()));
+                    let line = self
+                        .lines
+                        .line_at(self.record.position().map_or(0, |p| p.byte()));
                     let item = csv_item(&self.cols, &self.record);
                     return Ok(Some(Row { index, line, item }));
                 }

@@ -53,6 +53,8 @@ pub enum Format {
     Yaml,
 }
 
+// Parsed once per process; boxing variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage and verify API keys.

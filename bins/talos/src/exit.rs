@@ -76,8 +76,7 @@ pub fn describe_client_error(e: &ClientError) -> String {
             code,
             message,
             reason,
-            request_id,
-            ..
+            context,
         } => {
             let mut s = format!("error: {message}");
             let mut parts = vec![format!("HTTP {status}")];
@@ -88,7 +87,7 @@ pub fn describe_client_error(e: &ClientError) -> String {
                 parts.push(format!("reason {r}"));
             }
             s.push_str(&format!(" ({})", parts.join(", ")));
-            if let Some(id) = request_id {
+            if let Some(id) = &context.request_id {
                 s.push_str(&format!("\n  request id: {id}"));
             }
             s
@@ -113,9 +112,10 @@ mod tests {
             code: "NOT_FOUND".into(),
             message: "API key not found".into(),
             reason: Some("API_KEY_NOT_FOUND".into()),
-            details: vec![],
-            request_id: Some("req-1".into()),
-            body: serde_json::Value::Null,
+            context: Box::new(talos_client::ApiErrorContext {
+                request_id: Some("req-1".into()),
+                ..Default::default()
+            }),
         }
     }
 

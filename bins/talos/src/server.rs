@@ -52,22 +52,19 @@ pub fn exec(args: Vec<OsString>) -> Result<i32, CliError> {
     })?;
     let mut cmd = std::process::Command::new(&path);
     cmd.args(&args);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        let err = cmd.exec();
-        return Err(CliError::Failed(format!(
-            "cannot run {}: {err}",
-            path.display()
-        )));
-    }
-    #[cfg(not(unix))]
-    {
-        let status = cmd
-            .status()
-            .map_err(|e| CliError::Failed(format!("cannot run {}: {e}", path.display())))?;
-        return Ok(status.code().unwrap_or(1));
-    }
+    run(cmd).map_err(|e| CliError::Failed(format!("cannot run {}: {e}", path.display())))
+}
+
+/// Unix: `exec` keeps the pid, so signals (Ctrl-C, SIGTERM from a supervisor) reach the server directly.
+#[cfg(unix)]
+fn run(mut cmd: std::process::Command) -> std::io::Result<i32> {
+    use std::os::unix::process::CommandExt;
+    Err(cmd.exec())
+}
+
+#[cfg(not(unix))]
+fn run(mut cmd: std::process::Command) -> std::io::Result<i32> {
+    Ok(cmd.status()?.code().unwrap_or(1))
 }
 
 #[cfg(test)]

@@ -333,9 +333,10 @@ impl Client {
             &json!({ "requests": items }),
         );
         match self.call(req).await {
-            Err(ClientError::Api { status, body, .. })
-                if body.get("results").is_some_and(Value::is_array) =>
-            {
+            Err(ClientError::Api {
+                status, context, ..
+            }) if context.body.get("results").is_some_and(Value::is_array) => {
+                let body = context.body;
                 let parsed =
                     serde_json::from_value(body.clone()).map_err(|e| ClientError::Decode {
                         endpoint: self.endpoint.clone(),

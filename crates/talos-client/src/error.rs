@@ -38,6 +38,17 @@ struct EnvelopeBody {
     details: Vec<ErrorDetail>,
 }
 
+/// The less used parts of an API error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiErrorContext {
+    /// All envelope details.
+    pub details: Vec<ErrorDetail>,
+    /// `X-Request-ID` of the failed request, for correlating with server logs.
+    pub request_id: Option<String>,
+    /// The whole response body (JSON, or a string if it was not JSON).
+    pub body: Value,
+}
+
 /// Everything that can go wrong in a call.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -53,12 +64,8 @@ pub enum ClientError {
         message: String,
         /// `details[0].reason`, e.g. `API_KEY_NOT_FOUND`.
         reason: Option<String>,
-        /// All envelope details.
-        details: Vec<ErrorDetail>,
-        /// `X-Request-ID` of the failed request, for correlating with server logs.
-        request_id: Option<String>,
-        /// The whole response body (JSON, or a string if it was not JSON).
-        body: Value,
+        /// Envelope details, request id and the whole body (boxed: rarely needed, keeps the error small).
+        context: Box<ApiErrorContext>,
     },
     /// The endpoint could not be reached (connection refused, DNS, TLS, timeout).
     #[error("cannot reach Talos at {endpoint}: {detail}")]
@@ -155,9 +162,11 @@ impl ClientError {
                     code: e.status,
                     message,
                     reason,
-                    details: e.details,
-                    request_id,
-                    body: body_value,
+                    context: Box::new(ApiErrorContext {
+                        details: e.details,
+                        request_id,
+                        body: body_value,
+                    }),
                 }
             }
             None => {
@@ -181,9 +190,11 @@ impl ClientError {
                     code: String::new(),
                     message,
                     reason: None,
-                    details: Vec::new(),
-                    request_id,
-                    body: body_value,
+                    context: Box::new(ApiErrorContext {
+                        details: Vec::new(),
+                        request_id,
+                        body: body_value,
+                    }),
                 }
             }
         }
@@ -214,15 +225,10 @@ mod tests {
             "API key not found (HTTP 404, API_KEY_NOT_FOUND)"
         );
         match e {
-            ClientError::Api {
-                code,
-                details,
-                request_id,
-                ..
-            } => {
+            ClientError::Api { code, context, .. } => {
                 assert_eq!(code, "NOT_FOUND");
-                assert_eq!(details[0].domain, "www.ory.com/talos");
-                assert_eq!(request_id.as_deref(), Some("rid"));
+                assert_eq!(context.details[0].domain, "www.ory.com/talos");
+                assert_eq!(context.request_id.as_deref(), Some("rid"));
             }
             other => panic!("{other:?}"),
         }

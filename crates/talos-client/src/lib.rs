@@ -7,7 +7,7 @@ pub mod types;
 mod wire;
 
 pub use client::{Client, Response, VerifyOptions};
-pub use error::{ClientError, ErrorDetail};
+pub use error::{ApiErrorContext, ClientError, ErrorDetail};
 pub use types::*;
 
 /// The default endpoint of a local server (`serve.http.port` 4420).

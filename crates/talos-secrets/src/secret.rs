@@ -100,8 +100,62 @@ impl Serialize for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
+        // `deserialize_any` so that a non-string reaches our visitor, whose errors never quote the value
+        // (serde's default "invalid type: integer `123…`" would).
+        deserializer.deserialize_any(SecretVisitor)
     }
+}
+
+const NOT_A_STRING: &str = "a secret must be a string (quote it)";
+
+/// Implements the scalar `visit_*` methods of a visitor with an error that does not quote the value.
+macro_rules! reject_scalars {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_char<E: de::Error>(self, _: char) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+            Err(E::custom(NOT_A_STRING))
+        }
+    };
+}
+
+struct SecretVisitor;
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a secret string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret::new(v))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret(v))
+    }
+
+    reject_scalars!();
 }
 
 /// A retired secret: accepted during verification only, optionally until `expires_at`.
@@ -179,6 +233,8 @@ impl<'de> Visitor<'de> for RetiredVisitor {
         Ok(RetiredSecret::new(v))
     }
 
+    reject_scalars!();
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RetiredSecret, A::Error> {
         let mut value: Option<Secret> = None;
         let mut expires_at: Option<Option<DateTime<Utc>>> = None;
@@ -245,7 +301,27 @@ mod tests {
     fn deserialize_secret() {
         let s: Secret = serde_json::from_str("\"hello\"").unwrap();
         assert_eq!(s.expose(), "hello");
-        assert!(serde_json::from_str::<Secret>("12").is_err());
+        for bad in [
+            "1234567890123",
+            "-98765",
+            "1.25e7",
+            "true",
+            "[\"abc\"]",
+            "{\"a\":\"abcdef\"}",
+        ] {
+            let err = serde_json::from_str::<Secret>(bad).unwrap_err().to_string();
+            for leak in ["1234567890123", "98765", "1.25", "abc", "true"] {
+                assert!(!err.contains(leak), "{bad}: {err}");
+            }
+            let err = serde_json::from_str::<RetiredSecret>(bad)
+                .unwrap_err()
+                .to_string();
+            for leak in ["1234567890123", "98765", "1.25", "abc", "true"] {
+                assert!(!err.contains(leak), "{bad}: {err}");
+            }
+        }
+        let err = serde_json::from_str::<RetiredSecret>(r#"{"value": 4242424242}"#).unwrap_err();
+        assert!(!err.to_string().contains("4242424242"), "{err}");
     }
 
     #[test]

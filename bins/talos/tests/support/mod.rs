@@ -43,7 +43,9 @@ const TALOS: &str = env!("CARGO_BIN_EXE_talos");
 
 /// `talos-server` next to the `talos` binary under test (both are workspace binaries in the same target dir).
 pub fn server_binary() -> PathBuf {
-    let dir = Path::new(TALOS).parent().expect("talos has a parent directory");
+    let dir = Path::new(TALOS)
+        .parent()
+        .expect("talos has a parent directory");
     let p = dir.join(format!("talos-server{}", std::env::consts::EXE_SUFFIX));
     assert!(
         p.is_file(),
@@ -56,14 +58,25 @@ pub fn server_binary() -> PathBuf {
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A string unique within this test run, for raw keys and actors.
 pub fn unique() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Path as &str for argument lists.
@@ -94,7 +107,11 @@ impl Server {
             .args(["migrate", "up", "--database", &dsn])
             .output()
             .expect("run talos-server migrate up");
-        assert!(out.status.success(), "talos-server migrate up failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "talos-server migrate up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
 
         let port = free_port();
         let mut mport = free_port();
@@ -113,7 +130,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn talos-server serve");
-        let mut srv = Server { child, url: format!("http://127.0.0.1:{port}"), dsn, dir };
+        let mut srv = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            dsn,
+            dir,
+        };
         srv.wait_alive(port);
         srv
     }
@@ -128,14 +150,22 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("talos-server exited early ({status}); its log:\n{}", self.log());
+                panic!(
+                    "talos-server exited early ({status}); its log:\n{}",
+                    self.log()
+                );
             }
-            if http_get(port, "/health/alive").is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")) {
+            if http_get(port, "/health/alive")
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("talos-server did not answer /health/alive within 30 s; its log:\n{}", self.log());
+        panic!(
+            "talos-server did not answer /health/alive within 30 s; its log:\n{}",
+            self.log()
+        );
     }
 
     /// Runs `talos ARGS -e URL`.
@@ -150,7 +180,12 @@ impl Server {
 
     /// The public JWKS document, fetched without the CLI.
     pub fn jwks(&self) -> String {
-        let port = self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
         http_get(port, "/.well-known/jwks.json").unwrap_or_default()
     }
 }
@@ -178,7 +213,11 @@ fn server_command(bin: &Path, cwd: &Path) -> Command {
 pub fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     Some(buf)
@@ -205,7 +244,11 @@ impl Run {
 
     /// Asserts exit 0.
     pub fn ok(&self) -> &Run {
-        assert_eq!(self.code, 0, "talos {:?} exited {}; stderr: {}\nstdout: {}", self.args, self.code, self.stderr, self.stdout);
+        assert_eq!(
+            self.code, 0,
+            "talos {:?} exited {}; stderr: {}\nstdout: {}",
+            self.args, self.code, self.stderr, self.stdout
+        );
         self
     }
 
@@ -223,26 +266,44 @@ impl Run {
 
     /// Asserts the exit code and returns stdout as JSON.
     pub fn json_with_code(&self, code: i32) -> Value {
-        assert_eq!(self.code, code, "talos {:?}; stderr: {}\nstdout: {}", self.args, self.stderr, self.stdout);
+        assert_eq!(
+            self.code, code,
+            "talos {:?}; stderr: {}\nstdout: {}",
+            self.args, self.stderr, self.stdout
+        );
         self.parse()
     }
 
     /// Asserts the exit code (and that there is a message on stderr).
     pub fn fails(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "talos {:?}; stderr: {}\nstdout: {}", self.args, self.stderr, self.stdout);
-        assert!(!self.stderr.trim().is_empty(), "talos {:?} exited {code} without a message", self.args);
+        assert_eq!(
+            self.code, code,
+            "talos {:?}; stderr: {}\nstdout: {}",
+            self.args, self.stderr, self.stdout
+        );
+        assert!(
+            !self.stderr.trim().is_empty(),
+            "talos {:?} exited {code} without a message",
+            self.args
+        );
         self
     }
 
     fn parse(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("talos {:?}: stdout is not JSON ({e}): {:?}\nstderr: {}", self.args, self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "talos {:?}: stdout is not JSON ({e}): {:?}\nstderr: {}",
+                self.args, self.stdout, self.stderr
+            )
+        })
     }
 }
 
 fn base_command() -> Command {
     let mut cmd = Command::new(TALOS);
-    cmd.env_remove("TALOS_URL").env("NO_PROXY", "127.0.0.1,localhost").env("no_proxy", "127.0.0.1,localhost");
+    cmd.env_remove("TALOS_URL")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost");
     cmd
 }
 
@@ -253,9 +314,13 @@ pub fn run_talos(args: &[&str], endpoint: Option<&str>, stdin: Option<&str>) -> 
     if let Some(e) = endpoint {
         cmd.args(["-e", e]);
     }
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn talos");
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin");
@@ -267,6 +332,8 @@ pub fn run_talos(args: &[&str], endpoint: Option<&str>, stdin: Option<&str>) -> 
 /// Runs `talos` with extra environment and no `-e`.
 pub fn run_talos_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = base_command();
-    cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null());
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
     Run::from(args, cmd.output().expect("run talos"))
 }

@@ -1,0 +1,243 @@
+//! The real `talos-server` binary: dev mode, graceful shutdown, config reload, startup errors.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_talos-server");
+const SECRET_A: &str = "server-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SECRET_B: &str = "server-test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
+            .env("TALOS_SERVE_HTTP_PORT", port.to_string())
+            .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
+            .env("TALOS_SERVE_METRICS_PORT", free_port().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("talos-server starts");
+        Server { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn wait_alive(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).ok();
+                panic!("talos-server exited with {status}: {err}");
+            }
+            if reqwest::get(format!("{}/health/alive", self.url)).await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("talos-server did not become alive");
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new().post(format!("{}{path}", self.url)).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn issue(&self) -> String {
+        let (s, j) = self.post("/v2alpha1/admin/issuedApiKeys", json!({"name": "n", "actor_id": "a", "ttl": "1h"})).await;
+        assert_eq!(s, 201, "{j}");
+        j["secret"].as_str().unwrap().to_string()
+    }
+
+    async fn is_valid(&self, credential: &str) -> bool {
+        let (_, j) = self.post("/v2alpha1/admin/apiKeys:verify", json!({"credential": credential})).await;
+        j["is_valid"] == json!(true)
+    }
+
+    /// SIGTERM, then the exit status within 10 s.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "talos-server did not stop within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path(), &["serve", "--dev"]);
+    s.wait_alive().await;
+    let secret = s.issue().await;
+    assert!(s.is_valid(&secret).await);
+    assert!(dir.path().join("talos-dev.db").exists());
+    let secrets = dir.path().join("talos-dev.secrets.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let jwks = reqwest::get(format!("{}/v2alpha1/derivedKeys/jwks.json", s.url)).await.unwrap().json::<Value>().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], "talos-dev");
+    assert!(s.terminate().success(), "graceful shutdown exits 0");
+
+    // Restarted, it reuses the same secret and database: the key still verifies.
+    let mut s = Server::start(dir.path(), &["serve", "--dev"]);
+    s.wait_alive().await;
+    assert!(s.is_valid(&secret).await);
+    let stderr = {
+        s.terminate();
+        let mut err = String::new();
+        std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        err
+    };
+    assert!(stderr.contains("DEVELOPMENT SETUP"), "dev mode says so loudly");
+    let written = std::fs::read_to_string(&secrets).unwrap();
+    let hmac = serde_json::from_str::<Value>(&written).unwrap()["hmac_secret"].as_str().unwrap().to_string();
+    assert!(!stderr.contains(&hmac), "the secret never reaches the log");
+    assert!(!stderr.contains(&secret), "issued keys never reach the log");
+}
+
+fn write_config(path: &Path, body: &str) {
+    // Write then rename, like an operator's atomic config update.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, body).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn config(current: &str, retired: &[&str]) -> String {
+    let retired: Vec<String> = retired.iter().map(|r| format!("\"{r}\"")).collect();
+    format!(
+        "credentials:\n  issuer: \"http://reload.test\"\n  api_keys: {{ default_ttl: \"1h\" }}\nsecrets:\n  hmac:\n    current: \"{current}\"\n    retired: [{}]\ndb:\n  dsn: \"sqlite://talos.db\"\n",
+        retired.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    write_config(&cfg, &config(SECRET_A, &[]));
+    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    s.wait_alive().await;
+    let old = s.issue().await;
+
+    write_config(&cfg, &config(SECRET_B, &[SECRET_A]));
+    let only_b = talos_secrets::Keyring::new(Some(&talos_secrets::Secret::new(SECRET_B)), &[], chrono::Utc::now());
+    let signed_by_b = |key: &str| talos_credentials::issued::parse(key).and_then(|p| talos_credentials::issued::verify_checksum(&p, &only_b)).is_some();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new = loop {
+        let key = s.issue().await;
+        if signed_by_b(&key) {
+            break key;
+        }
+        assert!(Instant::now() < deadline, "reload not picked up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(s.is_valid(&new).await && s.is_valid(&old).await, "both the new and the retired secret verify");
+
+    write_config(&cfg, "secrets: [this is: not valid");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(s.is_valid(&new).await, "a broken file keeps the previous configuration");
+    assert!(s.is_valid(&old).await);
+
+    write_config(&cfg, &config(SECRET_B, &[]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.is_valid(&old).await {
+        assert!(Instant::now() < deadline, "dropping the retired secret was not picked up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(s.is_valid(&new).await);
+}
+
+#[test]
+fn startup_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |config: &str| {
+        let cfg = dir.path().join("c.yaml");
+        std::fs::write(&cfg, config).unwrap();
+        let out = Command::new(BIN).args(["serve", "--config", cfg.to_str().unwrap()]).current_dir(dir.path()).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(run("db: { dsn: \"sqlite://x.db\" }\n").contains("--dev"), "missing issuer suggests --dev");
+    let err = run("credentials: { issuer: \"x\" }\nsecrets: { hmac: { current: \"too-short-secret\" } }\n");
+    assert!(err.contains("secrets.hmac.current") && !err.contains("too-short-secret"), "{err}");
+    let err = run("credentials: { issuer: \"x\" }\ndb: { dsn: \"mysql://u@h/db\" }\n");
+    assert!(err.contains("sqlite") && err.contains("postgres"), "unsupported DSNs list the supported schemes: {err}");
+    let err = run("credentials: { issuer: \"x\" }\nserve: { http: { prot: 1 } }\n");
+    assert!(err.contains("serve.http"), "{err}");
+}
+
+#[test]
+fn migrate_up_and_status_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}/m.db", dir.path().display());
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run(&["migrate", "status", "--database", &dsn]).contains("pending"));
+    assert!(run(&["migrate", "up", "--database", &dsn]).contains("applied"));
+    assert!(run(&["migrate", "up", "--database", &dsn]).contains("up to date"), "idempotent");
+    let status = run(&["migrate", "status", "--database", &dsn]);
+    assert!(status.contains("applied") && !status.contains("pending"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_serve_refuses_pending_migrations() {
+    let Ok(admin) = std::env::var("TALOS_TEST_DATABASE_URL") else {
+        eprintln!("TALOS_TEST_DATABASE_URL unset: PostgreSQL leg not run");
+        return;
+    };
+    let db = format!("talos_srv_{}", uuid_like());
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+    let created = Command::new("psql").args([admin.as_str(), "-c", &format!("CREATE DATABASE {db}")]).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let dsn = format!("{base}/{db}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, format!("credentials: {{ issuer: \"x\" }}\ndb: {{ dsn: \"{dsn}\" }}\n")).unwrap();
+    let out = Command::new(BIN).args(["serve", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("migrate up"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = Command::new("psql").args([admin.as_str(), "-c", &format!("DROP DATABASE IF EXISTS {db}")]).output();
+}
+
+fn uuid_like() -> String {
+    format!("{:x}{:x}", std::process::id(), Instant::now().elapsed().as_nanos() ^ (rand_seed() as u128))
+}
+
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(42);
+    h.finish()
+}
