@@ -17,6 +17,7 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     url: String,
+    metrics_url: String,
 }
 
 impl Drop for Server {
@@ -29,18 +30,19 @@ impl Drop for Server {
 impl Server {
     fn start(dir: &Path, args: &[&str]) -> Server {
         let port = free_port();
+        let metrics_port = free_port();
         let child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
             .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
             .env("TALOS_SERVE_HTTP_PORT", port.to_string())
             .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_METRICS_PORT", free_port().to_string())
+            .env("TALOS_SERVE_METRICS_PORT", metrics_port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("talos-server starts");
-        Server { child, url: format!("http://127.0.0.1:{port}") }
+        Server { child, url: format!("http://127.0.0.1:{port}"), metrics_url: format!("http://127.0.0.1:{metrics_port}") }
     }
 
     async fn wait_alive(&mut self) {
@@ -105,6 +107,13 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
     }
     let jwks = reqwest::get(format!("{}/v2alpha1/derivedKeys/jwks.json", s.url)).await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(jwks["keys"][0]["kid"], "talos-dev");
+    let metrics = reqwest::get(format!("{}/metrics", s.metrics_url)).await.unwrap().text().await.unwrap();
+    for want in ["http_requests_total", "http_request_duration_seconds_bucket", "talos_build_info", "talos_cache_lookups_total"] {
+        assert!(metrics.contains(want), "{want} missing from /metrics:\n{metrics}");
+    }
+    assert!(metrics.contains(r#"route="/v2alpha1/admin/apiKeys:verify""#), "routes are labelled by pattern");
+    let ready = reqwest::get(format!("{}/health/ready", s.metrics_url)).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200, "health is served on the metrics port too");
     assert!(s.terminate().success(), "graceful shutdown exits 0");
 
     // Restarted, it reuses the same secret and database: the key still verifies.

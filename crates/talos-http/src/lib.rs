@@ -34,7 +34,12 @@ pub struct AppState {
     pub client_ip_source: ClientIpSource,
     pub trust_forwarded_host: bool,
     pub exclude_health_from_log: bool,
+    /// Renders the Prometheus exposition (the recorder lives in the binary); `None` = no `/metrics`.
+    pub metrics: Option<MetricsRender>,
 }
+
+/// Renders the metrics registry in the Prometheus text format.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
 fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
     let mut r = web::resource(path);
@@ -166,7 +171,7 @@ pub fn server(
     Ok(s.run())
 }
 
-/// The health server of the metrics port.
+/// The metrics port: `/metrics`, `/health/alive`, `/health/ready`, `/version`.
 pub fn health_server(
     state: web::Data<AppState>,
     listener: std::net::TcpListener,
@@ -175,6 +180,7 @@ pub fn health_server(
         App::new()
             .app_data(state.clone())
             .configure(health_routes)
+            .service(resource("/metrics", vec![web::get().to(misc::metrics)]))
             .default_service(web::to(misc::not_found))
     })
     .listen(listener)?

@@ -52,15 +52,30 @@ pub async fn request_context(
     for (k, v) in SECURITY_HEADERS {
         headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
     }
+    let route = res.request().match_pattern().unwrap_or_else(|| "(unmatched)".to_string());
+    let status = res.status().as_u16().to_string();
+    let elapsed = start.elapsed().as_secs_f64();
+    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.clone(), "code" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone())
+        .record(elapsed);
+    if let Some(cache) = res.headers().get("ory-talos-cache").and_then(|v| v.to_str().ok()) {
+        let result = match cache {
+            "HIT" => "hit",
+            "MISS" => "miss",
+            _ => "skip",
+        };
+        metrics::counter!("talos_cache_lookups_total", "result" => result).increment(1);
+    }
     if !exclude {
         let _g = span.enter();
         tracing::info!(
             event = "http_request",
             method = %method,
             // The route pattern, not the path: paths carry key ids, patterns do not.
-            route = res.request().match_pattern().as_deref().unwrap_or("(unmatched)"),
+            route = %route,
             status = res.status().as_u16(),
-            latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = elapsed * 1000.0,
         );
     }
     Ok(res)

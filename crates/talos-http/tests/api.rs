@@ -26,6 +26,7 @@ async fn state_with(extra: &str) -> web::Data<AppState> {
         client_ip_source: ClientIpSource::RemoteAddr,
         trust_forwarded_host: false,
         exclude_health_from_log: false,
+        metrics: None,
     })
 }
 

@@ -52,3 +52,10 @@ pub async fn method_not_allowed() -> ApiResult<HttpResponse> {
         "method not allowed on this route",
     ))
 }
+
+pub async fn metrics(state: State) -> HttpResponse {
+    match &state.metrics {
+        Some(render) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(render()),
+        None => HttpResponse::NotFound().json(ApiError::not_found("metrics are not enabled").body()),
+    }
+}
