@@ -14,7 +14,7 @@ use crate::cli::{
     split_list,
 };
 use crate::exit::CliError;
-use crate::output::{self, fields, inactive_reason, key_details, time};
+use crate::output::{self, fields, inactive_reason, time};
 
 /// Server limit of `apiKeys:batchVerify`.
 const BATCH_VERIFY_MAX: usize = 100;
@@ -55,11 +55,9 @@ pub(crate) fn print_secret_result(ctx: &Ctx, key: &talos_client::ApiKey, secret:
     } else {
         secret
     };
-    ctx.out.text(&format!(
-        "{}{}",
-        key_details(key),
-        fields(&[("secret", shown.to_owned())])
-    ));
+    let mut rows = output::key_rows(key);
+    rows.push(("secret", shown.to_owned()));
+    ctx.out.text(&fields(&rows));
     if !secret.is_empty() {
         ctx.out.info("Store the secret now: it is shown only once.");
     }

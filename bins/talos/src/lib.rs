@@ -80,9 +80,11 @@ fn finish(result: Result<i32, CliError>) -> i32 {
 }
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    // An empty TALOS_URL (or `-e ""`) means "not set", like every other empty setting.
     let endpoint = cli
         .endpoint
         .clone()
+        .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| talos_client::DEFAULT_ENDPOINT.to_owned());
     let ctx = Ctx {
         out: Out::new(cli.format, cli.quiet),

@@ -152,7 +152,12 @@ pub fn key_table(keys: &[ApiKey]) -> String {
 
 /// One key, one field per line.
 pub fn key_details(k: &ApiKey) -> String {
-    let mut rows: Vec<(&str, String)> = vec![
+    fields(&key_rows(k))
+}
+
+/// The `label: value` pairs of [`key_details`], for callers that append their own rows.
+pub fn key_rows(k: &ApiKey) -> Vec<(&'static str, String)> {
+    let mut rows: Vec<(&'static str, String)> = vec![
         ("key_id", k.key_id.clone()),
         ("name", k.name.clone()),
         ("actor", k.actor_id.clone()),
@@ -180,7 +185,7 @@ pub fn key_details(k: &ApiKey) -> String {
     {
         rows.push(("revocation text", d.to_owned()));
     }
-    fields(&rows)
+    rows
 }
 
 /// `label: value` lines with aligned values.

@@ -410,6 +410,12 @@ impl Client {
         .await
     }
 
+    /// Public keys at the standard location (`/.well-known/jwks.json`, plain RFC 7517 shape).
+    pub async fn well_known_jwks(&self) -> Result<Response<JwksResponse>, ClientError> {
+        self.call(self.request(Method::GET, self.url(&[".well-known", "jwks.json"])))
+            .await
+    }
+
     /// `GET /health/alive`.
     pub async fn health_alive(&self) -> Result<Response<HealthStatus>, ClientError> {
         self.call(self.request(Method::GET, self.url(&["health", "alive"])))
