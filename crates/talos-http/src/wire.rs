@@ -225,12 +225,12 @@ pub struct RateLimitIn {
 
 impl RateLimitIn {
     pub fn into_input(self) -> Result<RateLimitInput, ApiError> {
-        if let Some(u) = self.unit.as_deref().filter(|u| !u.is_empty()) {
-            if !["requests", "content-bytes", "concurrent-requests"].contains(&u) {
-                return Err(ApiError::bad(format!(
-                    "rate_limit_policy.unit {u:?} is not supported"
-                )));
-            }
+        if let Some(u) = self.unit.as_deref().filter(|u| !u.is_empty())
+            && !["requests", "content-bytes", "concurrent-requests"].contains(&u)
+        {
+            return Err(ApiError::bad(format!(
+                "rate_limit_policy.unit {u:?} is not supported"
+            )));
         }
         Ok(RateLimitInput {
             quota: self.quota.unwrap_or(0),

@@ -287,16 +287,13 @@ fn validate(c: &Config) -> Result<Vec<String>, ConfigError> {
             ));
         }
     }
-    if let Some(d) = c.credentials.api_keys.default_ttl {
-        if d > c.credentials.api_keys.max_ttl {
-            return Err(invalid(
-                "credentials.api_keys.default_ttl",
-                format!(
-                    "{d} exceeds api_keys.max_ttl {}",
-                    c.credentials.api_keys.max_ttl
-                ),
-            ));
-        }
+    if let Some(d) = c.credentials.api_keys.default_ttl
+        && d > c.credentials.api_keys.max_ttl
+    {
+        return Err(invalid(
+            "credentials.api_keys.default_ttl",
+            format!("{d} exceeds api_keys.max_ttl {}", c.credentials.api_keys.max_ttl),
+        ));
     }
     if c.db.max_conns == 0 {
         return Err(invalid("db.max_conns", "must be at least 1".into()));

@@ -2,9 +2,11 @@
 //! variables (see [`load`]), then passed explicitly.
 
 mod load;
+mod reference;
 mod types;
 
 pub use load::{ConfigError, ConfigSource, env_var_names, load, load_str, load_with_base};
+pub use reference::reference_markdown;
 pub use types::{ByteSize, ConfigDuration};
 
 use serde::{Deserialize, Serialize};

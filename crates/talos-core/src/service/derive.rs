@@ -81,16 +81,14 @@ impl Service {
             return Err(CoreError::bad("ttl exceeds credentials.api_keys.max_ttl"));
         }
         let mut expire = add_ttl(now, ttl)?;
-        if let Some(parent_exp) = parent.expire_time {
-            if expire > parent_exp {
-                if req.ttl.as_deref().is_some_and(|t| !t.is_empty()) {
-                    return Err(CoreError::bad(
-                        "ttl exceeds the remaining lifetime of the parent key",
-                    ));
-                }
-                // The default TTL is capped by the parent's remaining life rather than refused.
-                expire = parent_exp;
+        if let Some(parent_exp) = parent.expire_time
+            && expire > parent_exp
+        {
+            if req.ttl.as_deref().is_some_and(|t| !t.is_empty()) {
+                return Err(CoreError::bad("ttl exceeds the remaining lifetime of the parent key"));
             }
+            // The default TTL is capped by the parent's remaining life rather than refused.
+            expire = parent_exp;
         }
         let scopes = if req.scopes.is_empty() {
             parent.scopes.clone()
@@ -139,6 +137,15 @@ impl Service {
         };
         let mut merged = parent.metadata.clone();
         merged.extend(custom);
+        tracing::info!(
+            target: "talos::audit",
+            event = crate::audit::names::DERIVED_TOKEN,
+            nid = %nid,
+            key_id = %parent.key_id,
+            actor_id = %parent.actor_id,
+            algorithm = ?req.algorithm,
+            "audit"
+        );
         Ok(DerivedToken {
             token,
             expire_time: expire,

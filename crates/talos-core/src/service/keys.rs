@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::Service;
 use super::requests::*;
+use crate::audit;
 use crate::error::{CoreError, Result};
 use crate::runtime::Runtime;
 
@@ -204,7 +205,10 @@ impl Service {
         )?;
         self.check_quota(&rt, nid, 1, now).await?;
         match self.store.insert_key(&rec).await {
-            Ok(InsertOutcome::Inserted(key)) => Ok(IssuedKey { key, secret }),
+            Ok(InsertOutcome::Inserted(key)) => {
+                audit::key_event(audit::names::ISSUED_CREATED, &key);
+                Ok(IssuedKey { key, secret })
+            }
             Ok(InsertOutcome::Existing(key)) => Ok(IssuedKey {
                 key,
                 secret: String::new(),
@@ -294,6 +298,7 @@ impl Service {
         }
         .map_err(by_id(kind))?;
         self.evict(&rec).await;
+        audit::key_event(if kind == KeyKind::Issued { audit::names::ISSUED_UPDATED } else { audit::names::IMPORTED_UPDATED }, &rec);
         Ok(rec)
     }
 
@@ -345,6 +350,8 @@ impl Service {
             .await
             .map_err(by_id(KeyKind::Issued))?;
         self.evict(&old).await;
+        audit::key_event(audit::names::ISSUED_ROTATED, &old);
+        audit::key_event(audit::names::ISSUED_CREATED, &new);
         Ok(Rotated {
             new: IssuedKey { key: new, secret },
             old,
@@ -385,6 +392,7 @@ impl Service {
             .await
             .map_err(by_id(kind))?;
         self.evict(&rec).await;
+        audit::key_event(revoked_event(kind), &rec);
         Ok(rec)
     }
 
@@ -413,7 +421,10 @@ impl Service {
             .revoke_key(nid, rec.kind, &rec.key_id, &revocation)
             .await
         {
-            Ok(r) => self.evict(&r).await,
+            Ok(r) => {
+                self.evict(&r).await;
+                audit::key_event(revoked_event(r.kind), &r);
+            }
             Err(StorageError::Conflict(ConflictKind::AlreadyRevoked)) => {}
             Err(e) => return Err(by_id(rec.kind)(e)),
         }
@@ -466,6 +477,7 @@ impl Service {
             .await
             .map_err(by_id(KeyKind::Imported))?;
         self.evict(&rec).await;
+        audit::key_event(audit::names::IMPORTED_DELETED, &rec);
         Ok(())
     }
 
@@ -541,6 +553,14 @@ impl Service {
     }
 
     pub async fn import(&self, nid: Uuid, req: ImportRequest) -> Result<KeyRecord> {
+        let result = self.import_one(nid, req).await;
+        if let Err(e) = &result {
+            self.failures.import_failed(nid, &e.to_string());
+        }
+        result
+    }
+
+    async fn import_one(&self, nid: Uuid, req: ImportRequest) -> Result<KeyRecord> {
         let rt = self.runtime();
         let now = Utc::now();
         let rec = Self::imported_record(&rt, nid, &req, now)?;
@@ -549,7 +569,10 @@ impl Service {
         }
         self.check_quota(&rt, nid, 1, now).await?;
         match self.store.insert_key(&rec).await {
-            Ok(InsertOutcome::Inserted(k) | InsertOutcome::Existing(k)) => Ok(k),
+            Ok(InsertOutcome::Inserted(k) | InsertOutcome::Existing(k)) => {
+                audit::key_event(audit::names::IMPORTED_CREATED, &k);
+                Ok(k)
+            }
             Err(StorageError::Conflict(_)) => Err(Self::duplicate()),
             Err(e) => Err(e.into()),
         }
@@ -615,7 +638,10 @@ impl Service {
             let outcomes = self.store.insert_keys_batch(&recs).await?;
             for ((index, _), outcome) in to_insert.into_iter().zip(outcomes) {
                 let result = match outcome {
-                    BatchItemOutcome::Inserted(k) => Ok(k),
+                    BatchItemOutcome::Inserted(k) => {
+                        audit::key_event(audit::names::IMPORTED_CREATED, &k);
+                        Ok(k)
+                    }
                     BatchItemOutcome::Duplicate => {
                         fail(BatchErrorCode::AlreadyExists, Self::duplicate().to_string())
                     }
@@ -624,6 +650,13 @@ impl Service {
             }
         }
         Ok(results.into_iter().flatten().collect())
+    }
+}
+
+fn revoked_event(kind: KeyKind) -> &'static str {
+    match kind {
+        KeyKind::Issued => audit::names::ISSUED_REVOKED,
+        KeyKind::Imported => audit::names::IMPORTED_REVOKED,
     }
 }
 

@@ -199,10 +199,10 @@ pub(crate) fn check_spec(s: &KeySpec) -> Result<()> {
     if let Some(c) = &s.allowed_cidrs {
         check_cidrs(c)?;
     }
-    if let Some(r) = &s.request_id {
-        if r.chars().count() > 36 {
-            return Err(CoreError::bad("request_id must be at most 36 characters"));
-        }
+    if let Some(r) = &s.request_id
+        && r.chars().count() > 36
+    {
+        return Err(CoreError::bad("request_id must be at most 36 characters"));
     }
     Ok(())
 }

@@ -239,12 +239,12 @@ pub async fn revoke_request(body: Payload) -> ApiResult<RevokeRequest> {
     let b: RevokeIn = extract::json(body).await?;
     let text = b.reason_text.filter(|t| !t.is_empty());
     let desc = b.description.filter(|t| !t.is_empty());
-    if let (Some(t), Some(d)) = (&text, &desc) {
-        if t != d {
-            return Err(ApiError::bad(
-                "reason_text and description are aliases and differ",
-            ));
-        }
+    if let (Some(t), Some(d)) = (&text, &desc)
+        && t != d
+    {
+        return Err(ApiError::bad(
+            "reason_text and description are aliases and differ",
+        ));
     }
     Ok(RevokeRequest {
         reason: b.reason.unwrap_or(RevocationReason::Unspecified),

@@ -1,0 +1,84 @@
+//! Audit events: one structured log event per mutation and per failed verification, with a
+//! stable `event` field (reference.md §13) under the `talos::audit` target. Never a secret.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::KeyRecord;
+
+/// Stable event names.
+pub mod names {
+    pub const ISSUED_CREATED: &str = "IssuedAPIKeyCreated";
+    pub const IMPORTED_CREATED: &str = "ImportedAPIKeyCreated";
+    pub const ISSUED_UPDATED: &str = "IssuedAPIKeyUpdated";
+    pub const IMPORTED_UPDATED: &str = "ImportedAPIKeyUpdated";
+    pub const ISSUED_REVOKED: &str = "IssuedAPIKeyRevoked";
+    pub const IMPORTED_REVOKED: &str = "ImportedAPIKeyRevoked";
+    pub const ISSUED_ROTATED: &str = "IssuedAPIKeyRotated";
+    pub const IMPORTED_DELETED: &str = "ImportedAPIKeyDeleted";
+    pub const IMPORT_FAILED: &str = "APIKeyImportFailed";
+    pub const DERIVED_TOKEN: &str = "APIKeyDerivedToken";
+    pub const VERIFICATION_FAILED: &str = "APIKeyVerificationFailed";
+}
+
+/// Logs a mutation of `key`.
+pub(crate) fn key_event(event: &'static str, key: &KeyRecord) {
+    tracing::info!(target: "talos::audit", event, nid = %key.nid, key_id = %key.key_id, actor_id = %key.actor_id, "audit");
+}
+
+/// Failure events are limited per network so a flood of bad credentials cannot flood the log.
+pub(crate) struct FailureAudit {
+    per_minute: u32,
+    windows: Mutex<HashMap<Uuid, (Instant, u32)>>,
+}
+
+impl FailureAudit {
+    pub(crate) fn new(per_minute: u32) -> Self {
+        FailureAudit { per_minute, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether an event for `nid` may be logged now.
+    pub(crate) fn allow(&self, nid: Uuid) -> bool {
+        let now = Instant::now();
+        let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if w.len() > 10_000 {
+            w.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let slot = w.entry(nid).or_insert((now, 0));
+        if now.duration_since(slot.0) >= Duration::from_secs(60) {
+            *slot = (now, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= self.per_minute
+    }
+
+    /// Logs a failed verification (rate-limited per network). `code` is the verification error code.
+    #[allow(dead_code)] // called from the verify path once the cache work lands
+    pub(crate) fn verification_failed(&self, nid: Uuid, code: &str, message: &str) {
+        if self.allow(nid) {
+            tracing::info!(target: "talos::audit", event = names::VERIFICATION_FAILED, nid = %nid, error_code = code, reason = message, "audit");
+        }
+    }
+
+    pub(crate) fn import_failed(&self, nid: Uuid, reason: &str) {
+        if self.allow(nid) {
+            tracing::info!(target: "talos::audit", event = names::IMPORT_FAILED, nid = %nid, reason, "audit");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_limited_per_network() {
+        let a = FailureAudit::new(10);
+        let (n1, n2) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!((0..25).filter(|_| a.allow(n1)).count(), 10);
+        assert!(a.allow(n2), "another network has its own budget");
+    }
+}
