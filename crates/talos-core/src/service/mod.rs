@@ -52,6 +52,8 @@ pub struct Service {
     networks: Networks,
     /// Keys whose `last_used_time` this node already wrote today: at most one write per key per day.
     touched: moka::sync::Cache<(Uuid, String), i64>,
+    /// Audit events for failures, limited per network.
+    failures: crate::audit::FailureAudit,
 }
 
 impl Service {
@@ -92,6 +94,7 @@ impl Service {
             store,
             cache,
             networks: Networks::new(&config.multitenancy),
+            failures: crate::audit::FailureAudit::new(10),
             touched: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(86_400))
