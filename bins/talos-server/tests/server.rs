@@ -250,3 +250,60 @@ fn rand_seed() -> u64 {
     h.write_u64(42);
     h.finish()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_never_contain_secrets_keys_or_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let jwks = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
+    write_config(
+        &cfg,
+        &format!(
+            "{}credentials:\n  issuer: \"http://logs.test\"\n  api_keys: {{ default_ttl: \"1h\" }}\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{jwks}\"]\nlog: {{ level: \"debug\", format: \"json\" }}\ncache: {{ type: memory }}\n",
+            config(SECRET_A, &[]).replace("credentials:\n  issuer: \"http://reload.test\"\n  api_keys: { default_ttl: \"1h\" }\n", "")
+        ),
+    );
+    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    s.wait_alive().await;
+    let mut secrets: Vec<String> = vec![SECRET_A.into(), "9wU3_Wztvlwmx4Hi_7glIWncOW6UHGb9jlCt6DfEFkc".into()];
+    let key = s.issue().await;
+    secrets.push(key.clone());
+    assert!(s.is_valid(&key).await);
+    let raw = "sk_live_never_log_me_0123456789";
+    secrets.push(raw.into());
+    let (st, _) = s.post("/v2alpha1/admin/importedApiKeys", json!({"raw_key": raw, "name": "n", "actor_id": "a"})).await;
+    assert_eq!(st, 201);
+    assert!(s.is_valid(raw).await);
+    let (st, _) = s.post("/v2alpha1/admin/importedApiKeys", json!({"raw_key": raw, "name": "n", "actor_id": "a"})).await;
+    assert_eq!(st, 409, "the failed import is audited, without the raw key");
+    for alg in ["TOKEN_ALGORITHM_JWT", "TOKEN_ALGORITHM_MACAROON"] {
+        let (st, j) = s.post("/v2alpha1/admin/apiKeys:derive", json!({"credential": key, "algorithm": alg})).await;
+        assert_eq!(st, 200, "{j}");
+        let token = j["token"]["token"].as_str().unwrap().to_string();
+        assert!(s.is_valid(&token).await);
+        secrets.push(token);
+    }
+    let forged = format!("{key}x");
+    assert!(!s.is_valid(&forged).await);
+    secrets.push(forged);
+    let (st, j) = s.post("/v2alpha1/admin/issuedApiKeys", json!({"name": "n", "actor_id": "a", "ttl": "1h"})).await;
+    assert_eq!(st, 201);
+    let kid = j["issued_api_key"]["key_id"].as_str().unwrap().to_string();
+    secrets.push(j["secret"].as_str().unwrap().to_string());
+    let (st, j) = s.post(&format!("/v2alpha1/admin/issuedApiKeys/{kid}:rotate"), json!({})).await;
+    assert_eq!(st, 201);
+    secrets.push(j["secret"].as_str().unwrap().to_string());
+    let (st, _) = s.post("/v2alpha1/apiKeys:selfRevoke", json!({"credential": key})).await;
+    assert_eq!(st, 200);
+
+    s.terminate();
+    let mut log = String::new();
+    std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(log.contains("\"event\":\"IssuedAPIKeyCreated\""), "audit events are logged:\n{log}");
+    assert!(log.contains("\"event\":\"IssuedAPIKeyRotated\""));
+    assert!(log.contains("\"event\":\"APIKeyImportFailed\""));
+    assert!(log.contains("\"request_id\""), "request lines carry the request id");
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log contains a secret, key or token: {secret}");
+    }
+}
