@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
+#![recursion_limit = "512"]
 
+pub mod endpoints;
 mod error;
 pub mod extract;
 mod handlers;
 mod middleware;
+pub mod openapi;
 pub mod wire;
 
 pub use error::{ApiError, ApiResult};
@@ -16,7 +19,7 @@ use actix_web::{App, HttpServer, Route};
 use serde::Serialize;
 use talos_core::Service;
 
-use handlers::{imported, issued, misc, verify};
+use handlers::misc;
 
 /// Build metadata served at `/version`.
 #[derive(Debug, Clone, Serialize)]
@@ -49,90 +52,19 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
     r.default_service(web::to(misc::method_not_allowed))
 }
 
-/// The API routes (health and version included). Paths with a `:verb` suffix use an id pattern
-/// without `:` so that `/{id}` never swallows `/{id}:rotate`.
+/// The API routes (health, version and the OpenAPI document included).
 pub fn routes(cfg: &mut ServiceConfig) {
-    const ID: &str = "{key_id:[^/:]+}";
-    let admin = "/v2alpha1/admin";
-    cfg.service(resource(
-        &format!("{admin}/issuedApiKeys"),
-        vec![web::post().to(issued::issue), web::get().to(issued::list)],
-    ))
-    .service(resource(
-        &format!("{admin}/issuedApiKeys/{ID}:rotate"),
-        vec![web::post().to(issued::rotate)],
-    ))
-    .service(resource(
-        &format!("{admin}/issuedApiKeys/{ID}:revoke"),
-        vec![web::post().to(issued::revoke)],
-    ))
-    .service(resource(
-        &format!("{admin}/issuedApiKeys/{ID}"),
-        vec![web::get().to(issued::get), web::patch().to(issued::update)],
-    ))
-    .service(resource(
-        &format!("{admin}/importedApiKeys"),
-        vec![
-            web::post().to(imported::import),
-            web::get().to(imported::list),
-        ],
-    ))
-    .service(resource(
-        &format!("{admin}/importedApiKeys:batchCreate"),
-        vec![web::post().to(imported::batch_import)],
-    ))
-    .service(resource(
-        &format!("{admin}/importedApiKeys:batchImport"),
-        vec![web::post().to(imported::batch_import)],
-    ))
-    .service(resource(
-        &format!("{admin}/importedApiKeys/{ID}:revoke"),
-        vec![web::post().to(imported::revoke)],
-    ))
-    .service(resource(
-        &format!("{admin}/importedApiKeys/{ID}"),
-        vec![
-            web::get().to(imported::get),
-            web::patch().to(imported::update),
-            web::delete().to(imported::delete),
-        ],
-    ))
-    .service(resource(
-        &format!("{admin}/apiKeys/{ID}:revoke"),
-        vec![web::post().to(issued::revoke_any)],
-    ))
-    .service(resource(
-        &format!("{admin}/apiKeys:verify"),
-        vec![web::post().to(verify::verify)],
-    ))
-    .service(resource(
-        &format!("{admin}/apiKeys:batchVerify"),
-        vec![web::post().to(verify::batch_verify)],
-    ))
-    .service(resource(
-        &format!("{admin}/apiKeys:derive"),
-        vec![web::post().to(verify::derive)],
-    ))
-    .service(resource(
-        "/v2alpha1/apiKeys:selfRevoke",
-        vec![web::post().to(verify::self_revoke)],
-    ))
-    .service(resource(
-        "/v2alpha1/derivedKeys/jwks.json",
-        vec![web::get().to(misc::jwks)],
-    ))
-    .service(resource(
-        "/.well-known/jwks.json",
-        vec![web::get().to(misc::well_known_jwks)],
-    ));
-    health_routes(cfg);
+    endpoints::register(cfg, endpoints::ENDPOINTS.iter());
 }
 
-/// `/health/alive`, `/health/ready`, `/version` (also served on the metrics port).
+/// `/health/alive`, `/health/ready`, `/version`, `/openapi.json` (also served on the metrics port).
 pub fn health_routes(cfg: &mut ServiceConfig) {
-    cfg.service(resource("/health/alive", vec![web::get().to(misc::alive)]))
-        .service(resource("/health/ready", vec![web::get().to(misc::ready)]))
-        .service(resource("/version", vec![web::get().to(misc::version)]));
+    endpoints::register(
+        cfg,
+        endpoints::ENDPOINTS
+            .iter()
+            .filter(|e| endpoints::is_health(e)),
+    );
 }
 
 /// The complete actix application for `state`.

@@ -52,14 +52,21 @@ pub async fn request_context(
     for (k, v) in SECURITY_HEADERS {
         headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
     }
-    let route = res.request().match_pattern().unwrap_or_else(|| "(unmatched)".to_string());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_string());
     let status = res.status().as_u16().to_string();
     let elapsed = start.elapsed().as_secs_f64();
     metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.clone(), "code" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone())
         .record(elapsed);
-    if let Some(cache) = res.headers().get("ory-talos-cache").and_then(|v| v.to_str().ok()) {
+    if let Some(cache) = res
+        .headers()
+        .get("ory-talos-cache")
+        .and_then(|v| v.to_str().ok())
+    {
         let result = match cache {
             "HIT" => "hit",
             "MISS" => "miss",

@@ -294,10 +294,12 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     };
     // Every body is an object; serde would otherwise accept an array for a struct.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-            Ok(_) => ApiError::bad("invalid request body: expected a JSON object"),
-            Err(e) => ApiError::bad(format!("request body is not valid JSON: {e}")),
-        });
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => ApiError::bad("invalid request body: expected a JSON object"),
+                Err(e) => ApiError::bad(format!("request body is not valid JSON: {e}")),
+            },
+        );
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -142,6 +142,12 @@ pub struct DeriveRequest {
 // ---- validation, shared by issue, import, rotate and update
 
 pub(crate) fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<()> {
+    // PostgreSQL text cannot hold NUL; refuse it everywhere so both backends behave alike.
+    if v.contains('\0') {
+        return Err(CoreError::bad(format!(
+            "{field} must not contain NUL characters"
+        )));
+    }
     let n = v.chars().count();
     if n < min || n > max {
         return Err(CoreError::bad(if min > 0 && n == 0 {

@@ -55,7 +55,18 @@ pub async fn method_not_allowed() -> ApiResult<HttpResponse> {
 
 pub async fn metrics(state: State) -> HttpResponse {
     match &state.metrics {
-        Some(render) => HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(render()),
-        None => HttpResponse::NotFound().json(ApiError::not_found("metrics are not enabled").body()),
+        Some(render) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(render()),
+        None => {
+            HttpResponse::NotFound().json(ApiError::not_found("metrics are not enabled").body())
+        }
     }
+}
+
+static OPENAPI: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(crate::openapi::document);
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(&*OPENAPI)
 }

@@ -36,6 +36,11 @@ struct VerifyOut<'a> {
     visibility: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit_policy: Option<RateLimitOut>,
+    /// int64 as a JSON string; only when the limiter answered for this key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit_remaining: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit_reset_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,6 +48,8 @@ struct VerifyOut<'a> {
 }
 
 fn verify_json(o: &VerifyOutcome, issuer: &str) -> Value {
+    let remaining = o.rate_limit.as_ref().map(|r| r.remaining.to_string());
+    let reset = o.rate_limit.as_ref().map(|r| time(r.reset_time));
     let out = match &o.result {
         Ok(v) => VerifyOut {
             is_valid: true,
@@ -56,6 +63,8 @@ fn verify_json(o: &VerifyOutcome, issuer: &str) -> Value {
             status: "KEY_STATUS_ACTIVE",
             visibility: visibility_name(v.visibility),
             rate_limit_policy: v.rate_limit_policy.as_ref().map(RateLimitOut::from),
+            rate_limit_remaining: remaining,
+            rate_limit_reset_time: reset,
             error_code: None,
             error_message: None,
         },
@@ -71,6 +80,8 @@ fn verify_json(o: &VerifyOutcome, issuer: &str) -> Value {
             status: "KEY_STATUS_UNSPECIFIED",
             visibility: "KEY_VISIBILITY_UNSPECIFIED",
             rate_limit_policy: None,
+            rate_limit_remaining: remaining,
+            rate_limit_reset_time: reset,
             error_code: Some(f.code.as_str()),
             error_message: Some(&f.message),
         },
@@ -82,6 +93,24 @@ fn cache_headers(resp: &mut HttpResponseBuilder, status: CacheStatus, no_store: 
     resp.insert_header(("Ory-Talos-Cache", status.as_str()));
     if no_store {
         resp.insert_header(("Cache-Control", "no-store"));
+    }
+}
+
+/// `RateLimit-Policy`, `RateLimit` and, when refused, `Retry-After` — only when the limiter
+/// answered for a key with a policy.
+fn rate_limit_headers(resp: &mut HttpResponseBuilder, o: &VerifyOutcome) {
+    let Some(r) = &o.rate_limit else { return };
+    resp.insert_header((
+        "RateLimit-Policy",
+        format!(
+            "\"default\";q={};w={}",
+            r.policy.quota, r.policy.window_secs
+        ),
+    ));
+    resp.insert_header(("RateLimit", format!("\"default\";r={}", r.remaining)));
+    if let Some(wait) = r.retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        resp.insert_header(("Retry-After", secs.max(1).to_string()));
     }
 }
 
@@ -105,7 +134,12 @@ pub async fn verify(req: HttpRequest, state: State, body: Payload) -> ApiResult<
         .await;
     let issuer = state.service.runtime().issuer.clone();
     let mut resp = HttpResponse::Ok();
-    cache_headers(&mut resp, outcome.cache, outcome.ip_restricted);
+    cache_headers(
+        &mut resp,
+        outcome.cache,
+        outcome.ip_restricted || outcome.rate_limited_key,
+    );
+    rate_limit_headers(&mut resp, &outcome);
     Ok(resp.json(verify_json(&outcome, &issuer)))
 }
 
@@ -115,6 +149,9 @@ struct BatchVerifyIn {
     requests: Option<Vec<Option<VerifyIn>>>,
 }
 
+/// Batch verify. Rate-limit counters appear per item in the body (`rate_limit_remaining`,
+/// `rate_limit_reset_time`); the `RateLimit*` and `Retry-After` headers describe one key and are
+/// therefore only sent by the single verify.
 pub async fn batch_verify(
     req: HttpRequest,
     state: State,
@@ -139,7 +176,7 @@ pub async fn batch_verify(
             .service
             .verify(nid, &verify_request(&req, &state, credential))
             .await;
-        no_store |= outcome.ip_restricted;
+        no_store |= outcome.ip_restricted || outcome.rate_limited_key;
         statuses.push(outcome.cache);
         results.push(verify_json(&outcome, &issuer));
     }
