@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use talos_core::{BatchErrorCode, ImportRequest, KeyKind};
 
-use super::issued::{list_kind, revoke_kind, update_request};
+use super::issued::{get_kind, list_kind, revoke_kind, update_kind};
 use super::{State, created};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, nid};
@@ -154,12 +154,7 @@ pub async fn list(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
 }
 
 pub async fn get(req: HttpRequest, state: State, key_id: Path<String>) -> ApiResult<HttpResponse> {
-    let nid = nid(&req, &state)?;
-    let key = state
-        .service
-        .get_key(nid, KeyKind::Imported, &key_id)
-        .await?;
-    Ok(HttpResponse::Ok().json(key_json(&key)))
+    get_kind(req, state, KeyKind::Imported, &key_id).await
 }
 
 pub async fn update(
@@ -168,14 +163,7 @@ pub async fn update(
     key_id: Path<String>,
     body: Payload,
 ) -> ApiResult<HttpResponse> {
-    let nid = nid(&req, &state)?;
-    let body = extract::read_body(body).await?;
-    let update = update_request(&req, &body, "imported_api_key", &key_id)?;
-    let key = state
-        .service
-        .update_key(nid, KeyKind::Imported, &key_id, update)
-        .await?;
-    Ok(HttpResponse::Ok().json(key_json(&key)))
+    update_kind(req, state, KeyKind::Imported, &key_id, body).await
 }
 
 pub async fn revoke(

@@ -63,8 +63,17 @@ pub async fn list_kind(
 }
 
 pub async fn get(req: HttpRequest, state: State, key_id: Path<String>) -> ApiResult<HttpResponse> {
+    get_kind(req, state, KeyKind::Issued, &key_id).await
+}
+
+pub async fn get_kind(
+    req: HttpRequest,
+    state: State,
+    kind: KeyKind,
+    key_id: &str,
+) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let key = state.service.get_key(nid, KeyKind::Issued, &key_id).await?;
+    let key = state.service.get_key(nid, kind, key_id).await?;
     Ok(HttpResponse::Ok().json(key_json(&key)))
 }
 
@@ -165,13 +174,26 @@ pub async fn update(
     key_id: Path<String>,
     body: Payload,
 ) -> ApiResult<HttpResponse> {
+    update_kind(req, state, KeyKind::Issued, &key_id, body).await
+}
+
+/// PATCH for either kind; the body may wrap the resource in `issued_api_key`/`imported_api_key`.
+pub async fn update_kind(
+    req: HttpRequest,
+    state: State,
+    kind: KeyKind,
+    key_id: &str,
+    body: Payload,
+) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
     let body = extract::read_body(body).await?;
-    let update = update_request(&req, &body, "issued_api_key", &key_id)?;
-    let key = state
-        .service
-        .update_key(nid, KeyKind::Issued, &key_id, update)
-        .await?;
+    let wrapper = if kind == KeyKind::Issued {
+        "issued_api_key"
+    } else {
+        "imported_api_key"
+    };
+    let update = update_request(&req, &body, wrapper, key_id)?;
+    let key = state.service.update_key(nid, kind, key_id, update).await?;
     Ok(HttpResponse::Ok().json(key_json(&key)))
 }
 
