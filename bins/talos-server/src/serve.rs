@@ -28,9 +28,14 @@ fn init_logging(c: &Config) {
 /// Installs the Prometheus recorder (once per process) and returns its renderer.
 fn install_metrics() -> Option<talos_http::MetricsRender> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    const LATENCY: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+    const LATENCY: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), LATENCY)
+        .set_buckets_for_metric(
+            Matcher::Full("http_request_duration_seconds".into()),
+            LATENCY,
+        )
         .ok()?
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
@@ -143,6 +148,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         trust_forwarded_host: config.serve.http.trust_forwarded_host,
         exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
         metrics: install_metrics(),
+        cors: config.serve.http.cors.clone(),
     });
     let http = &config.serve.http;
     let listener = std::net::TcpListener::bind((http.host.as_str(), http.port))
@@ -177,11 +183,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         for w in warnings {
                             tracing::warn!("{w}");
                         }
-                        metrics::counter!("talos_config_reloads_total", "result" => "success").increment(1);
+                        metrics::counter!("talos_config_reloads_total", "result" => "success")
+                            .increment(1);
                         tracing::info!(event = "config_reloaded", "configuration reloaded");
                     }
                     Err(e) => {
-                        metrics::counter!("talos_config_reloads_total", "result" => "failure").increment(1);
+                        metrics::counter!("talos_config_reloads_total", "result" => "failure")
+                            .increment(1);
                         tracing::error!(event = "config_reload_failed", error = %e, "configuration reload failed; keeping the previous configuration")
                     }
                 }

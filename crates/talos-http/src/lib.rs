@@ -39,6 +39,8 @@ pub struct AppState {
     pub exclude_health_from_log: bool,
     /// Renders the Prometheus exposition (the recorder lives in the binary); `None` = no `/metrics`.
     pub metrics: Option<MetricsRender>,
+    /// `serve.http.cors`: browser access to the API (off by default).
+    pub cors: talos_core::config::CorsConfig,
 }
 
 /// Renders the metrics registry in the Prometheus text format.
@@ -67,6 +69,31 @@ pub fn health_routes(cfg: &mut ServiceConfig) {
     );
 }
 
+/// CORS from `serve.http.cors` (applied only when `enabled`).
+fn cors(c: &talos_core::config::CorsConfig) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default();
+    if c.allowed_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for o in &c.allowed_origins {
+            cors = cors.allowed_origin(o);
+        }
+    }
+    let methods: Vec<actix_web::http::Method> = c.allowed_methods.iter().filter_map(|m| m.parse().ok()).collect();
+    cors = cors.allowed_methods(methods);
+    let headers: Vec<actix_web::http::header::HeaderName> = c.allowed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    cors = cors.allowed_headers(headers);
+    let exposed: Vec<actix_web::http::header::HeaderName> = c.exposed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    cors = cors.expose_headers(exposed);
+    if c.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    if c.max_age > 0 {
+        cors = cors.max_age(c.max_age as usize);
+    }
+    cors
+}
+
 /// The complete actix application for `state`.
 pub fn app(
     state: web::Data<AppState>,
@@ -79,10 +106,12 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let cors = actix_web::middleware::Condition::new(state.cors.enabled, cors(&state.cors));
     App::new()
         .app_data(state)
         .configure(routes)
         .default_service(web::to(misc::not_found))
+        .wrap(cors)
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }
 

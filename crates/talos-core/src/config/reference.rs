@@ -10,38 +10,70 @@ fn describe(path: &str) -> Option<&'static str> {
     Some(match path {
         "serve.http.host" => "Address the API listens on.",
         "serve.http.port" => "Port of the API (the quickstart uses 8080).",
-        "serve.http.trust_forwarded_host" => "Take the network's hostname from `X-Forwarded-Host` (behind a trusted proxy).",
+        "serve.http.trust_forwarded_host" => {
+            "Take the network's hostname from `X-Forwarded-Host` (behind a trusted proxy)."
+        }
         "serve.http.client_ip_source" => {
             "Where the client IP comes from: empty/`REMOTE_ADDR`, `CF_CONNECTING_IP`, `X_FORWARDED_FOR` (leftmost), `X_REAL_IP`, `TRUE_CLIENT_IP`."
         }
-        "serve.http.request_log.exclude_health_endpoints" => "Leave `/health/*` out of the request log.",
-        "serve.http.cors.enabled" => "Accepted for compatibility; CORS handling is not implemented yet.",
+        "serve.http.request_log.exclude_health_endpoints" => {
+            "Leave `/health/*` out of the request log."
+        }
+        "serve.http.cors.enabled" => {
+            "Accepted for compatibility; CORS handling is not implemented yet."
+        }
         "serve.http.cors.allowed_origins"
         | "serve.http.cors.allowed_methods"
         | "serve.http.cors.allowed_headers"
         | "serve.http.cors.exposed_headers"
         | "serve.http.cors.allow_credentials"
         | "serve.http.cors.max_age"
-        | "serve.http.cors.debug" => "CORS setting (accepted for compatibility).",
+        | "serve.http.cors.debug" => "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored).",
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
         "serve.metrics.host" => "Address of the metrics port (`/metrics`, `/health/*`).",
         "serve.metrics.port" => "Port of `/metrics` and the health endpoints.",
-        "credentials.issuer" => "Required. The `iss` of derived tokens and the `issuer` of verify responses.",
-        "credentials.issuer_retired" => "Former issuers still accepted in derived tokens: strings or `{value, expires_at}`.",
+        "credentials.issuer" => {
+            "Required. The `iss` of derived tokens and the `issuer` of verify responses."
+        }
+        "credentials.issuer_retired" => {
+            "Former issuers still accepted in derived tokens: strings or `{value, expires_at}`."
+        }
         "credentials.clock_skew" => "Tolerance for key timestamps and token `nbf` (at most 600s).",
-        "credentials.api_keys.default_ttl" => "TTL when a request sends none; unset = requests must send `ttl`.",
-        "credentials.api_keys.max_ttl" => "Largest TTL accepted (inclusive), and the maximum age of an issued key.",
-        "credentials.api_keys.prefix.current" => "Prefix of new issued keys (`^[a-zA-Z0-9_]{1,16}$`).",
+        "credentials.api_keys.default_ttl" => {
+            "TTL when a request sends none; unset = requests must send `ttl`."
+        }
+        "credentials.api_keys.max_ttl" => {
+            "Largest TTL accepted (inclusive), and the maximum age of an issued key."
+        }
+        "credentials.api_keys.prefix.current" => {
+            "Prefix of new issued keys (`^[a-zA-Z0-9_]{1,16}$`)."
+        }
         "credentials.api_keys.prefix.retired" => "Prefixes still accepted on verification.",
-        "credentials.api_keys.prefix.public_current" => "Prefix of keys issued with visibility PUBLIC.",
-        "credentials.api_keys.prefix.public_retired" => "Public prefixes still accepted on verification.",
-        "credentials.derived_tokens.default_ttl" => "TTL of derived tokens when the request sends none.",
-        "credentials.derived_tokens.jwt.signing_key_id" => "`kid` of the JWT signing key; empty = first key with `use: sig`.",
-        "credentials.derived_tokens.jwt.signing_keys.urls" => "JWK sets (`base64://…` or `file://…`) holding Ed25519 keys.",
-        "credentials.derived_tokens.macaroon.prefix.current" => "Prefix of new macaroons (`^[a-zA-Z0-9_]{1,8}$`).",
+        "credentials.api_keys.prefix.public_current" => {
+            "Prefix of keys issued with visibility PUBLIC."
+        }
+        "credentials.api_keys.prefix.public_retired" => {
+            "Public prefixes still accepted on verification."
+        }
+        "credentials.derived_tokens.default_ttl" => {
+            "TTL of derived tokens when the request sends none."
+        }
+        "credentials.derived_tokens.jwt.signing_key_id" => {
+            "`kid` of the JWT signing key; empty = first key with `use: sig`."
+        }
+        "credentials.derived_tokens.jwt.signing_keys.urls" => {
+            "JWK sets (`base64://…` or `file://…`) holding Ed25519 keys."
+        }
+        "credentials.derived_tokens.macaroon.prefix.current" => {
+            "Prefix of new macaroons (`^[a-zA-Z0-9_]{1,8}$`)."
+        }
         "credentials.derived_tokens.macaroon.prefix.retired" => "Macaroon prefixes still accepted.",
-        "secrets.hmac.current" => "The HMAC secret (at least 32 characters): key checksums, import hashes, macaroon and cursor keys.",
-        "secrets.hmac.retired" => "Former secrets, tried after `current` on verification: strings or `{value, expires_at}`.",
+        "secrets.hmac.current" => {
+            "The HMAC secret (at least 32 characters): key checksums, import hashes, macaroon and cursor keys."
+        }
+        "secrets.hmac.retired" => {
+            "Former secrets, tried after `current` on verification: strings or `{value, expires_at}`."
+        }
         "db.dsn" => "`sqlite://PATH`, `sqlite::memory:`, or `postgres://…`.",
         "db.max_conns" => "Connections in the pool.",
         "db.pool_timeout" => "How long a request waits for a pooled connection before `503`.",
@@ -54,21 +86,37 @@ fn describe(path: &str) -> Option<&'static str> {
         "cache.redis.addrs" => "Redis `host:port` addresses (the first is used).",
         "cache.redis.password" => "Redis password (never logged).",
         "cache.redis.db" => "Redis database number (0..15).",
-        "cache.redis.pool_size" => "Redis connections.",
-        "cache.redis.timeout" => "Redis command timeout.",
-        "cache.redis.min_idle_conns" => "Redis idle connections kept open.",
-        "cache.redis.conn_max_idle_time" => "Redis idle connection lifetime.",
-        "cache.redis.conn_max_lifetime" => "Redis connection lifetime.",
+        "cache.redis.pool_size" => {
+            "Accepted for compatibility: each node multiplexes commands over one connection (plus one for pub/sub)."
+        }
+        "cache.redis.timeout" => {
+            "Bounds every Redis connect and command; a slower Redis counts as unavailable (verify falls back to the database)."
+        }
+        "cache.redis.min_idle_conns" => "Accepted for compatibility (see `pool_size`).",
+        "cache.redis.conn_max_idle_time" => "Accepted for compatibility (see `pool_size`).",
+        "cache.redis.conn_max_lifetime" => "Accepted for compatibility (see `pool_size`).",
         "cache.redis.tls.enabled" => "Connect to Redis over TLS.",
+        "cache.redis.key_prefix" => {
+            "Prefix of every Redis key and channel (`<prefix>:v1:…`); deployments sharing one Redis need different ones."
+        }
+        "cache.redis.local_ttl" => {
+            "Lifetime of the in-process layer in front of Redis (`cache.type: redis`); `0s` disables it. Pub/sub invalidation evicts it on every node."
+        }
         "rate_limit.enabled" => "Enforce per-key `rate_limit_policy` on verify (hot-reloadable).",
         "rate_limit.backend" => "`memory` (per node) or `redis` (shared by all nodes).",
-        "rate_limit.fail_closed" => "When the limiter is unreachable: false = allow (fail open), true = deny.",
+        "rate_limit.fail_closed" => {
+            "When the limiter is unreachable: false = allow (fail open), true = deny."
+        }
         "quota.api_keys_max" => "Maximum active keys per network; 0 = no cap.",
         "last_used.queue_size"
         | "last_used.flush_size"
         | "last_used.flush_interval"
-        | "last_used.num_workers" => "Accepted for compatibility; `last_used_time` is written at most once per key per day.",
-        "log.level" => "`trace`, `debug`, `info`, `warn`, `error`, or a tracing filter such as `info,talos::audit=info`.",
+        | "last_used.num_workers" => {
+            "Accepted for compatibility; `last_used_time` is written at most once per key per day."
+        }
+        "log.level" => {
+            "`trace`, `debug`, `info`, `warn`, `error`, or a tracing filter such as `info,talos::audit=info`."
+        }
         "log.format" => "`text` or `json`.",
         "tracing.enabled"
         | "tracing.service_name"
@@ -76,7 +124,9 @@ fn describe(path: &str) -> Option<&'static str> {
         | "tracing.endpoint"
         | "tracing.sample_rate"
         | "tracing.service_version"
-        | "tracing.environment" => "OpenTelemetry settings (accepted; export is not implemented yet).",
+        | "tracing.environment" => {
+            "OpenTelemetry settings (accepted; export is not implemented yet)."
+        }
         "multitenancy.enabled" => "Serve several networks, chosen by the request's `Host`.",
         "multitenancy.networks" => "`[{hostname, id, config_path}]`; as env, a JSON list.",
         _ => return None,
@@ -123,9 +173,17 @@ pub fn reference_markdown() -> Result<String, Vec<String>> {
             missing.push(path.clone());
             ""
         });
-        out.push_str(&format!("| `{path}` | {} | {} | `{var}` | {desc} |\n", type_of(&default), default_text(&default)));
+        out.push_str(&format!(
+            "| `{path}` | {} | {} | `{var}` | {desc} |\n",
+            type_of(&default),
+            default_text(&default)
+        ));
     }
-    if missing.is_empty() { Ok(out) } else { Err(missing) }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
 }
 
 #[cfg(test)]
@@ -134,12 +192,16 @@ mod tests {
 
     #[test]
     fn config_reference_is_current() {
-        let text = reference_markdown().unwrap_or_else(|missing| panic!("describe these keys: {missing:?}"));
+        let text = reference_markdown()
+            .unwrap_or_else(|missing| panic!("describe these keys: {missing:?}"));
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
         if std::env::var_os("TALOS_BLESS").is_some() {
             std::fs::write(path, &text).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == text, "docs/configuration.md is stale: run TALOS_BLESS=1 cargo test -p talos-core config_reference");
+        assert!(
+            committed == text,
+            "docs/configuration.md is stale: run TALOS_BLESS=1 cargo test -p talos-core config_reference"
+        );
     }
 }
