@@ -1,6 +1,7 @@
 //! Pools, connection setup and error mapping: the only place diesel and deadpool errors are seen.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, ConnectionError, SqliteConnection};
@@ -12,6 +13,7 @@ use diesel_async::pooled_connection::{PoolError as ManagerError, PoolableConnect
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
+use crate::detach::Detached;
 use crate::dsn::{StoreOptions, Target};
 use crate::error::{ConflictKind, Result, StorageError};
 use crate::store::Store;
@@ -73,6 +75,7 @@ pub(crate) fn pool_err(e: PoolError) -> StorageError {
 fn build_pool<C>(
     manager: AsyncDieselConnectionManager<C>,
     max_conns: usize,
+    create_timeout: Duration,
     opts: &StoreOptions,
 ) -> Result<Pool<C>>
 where
@@ -84,7 +87,7 @@ where
     Pool::builder(manager)
         .max_size(max_conns.max(1))
         .wait_timeout(Some(opts.pool_timeout))
-        .create_timeout(Some(opts.connect_timeout))
+        .create_timeout(Some(create_timeout))
         .recycle_timeout(Some(opts.pool_timeout))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
@@ -143,7 +146,12 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
             let url = Target::postgres_url(&url, has_connect_timeout, opts.connect_timeout);
             let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config());
             let store = PgStore {
-                pool: build_pool(manager, max_conns.unwrap_or(opts.max_conns), opts)?,
+                pool: build_pool(
+                    manager,
+                    max_conns.unwrap_or(opts.max_conns),
+                    opts.connect_timeout,
+                    opts,
+                )?,
             };
             drop(store.conn().await?);
             Ok(Arc::new(store))
@@ -155,7 +163,7 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
             };
             // The first connection switches the file to WAL before the pool opens others concurrently.
             drop(store.conn().await?);
-            Ok(Arc::new(store))
+            Ok(Arc::new(Detached(Arc::new(store))))
         }
         Target::SqliteMemory => {
             // A named shared-cache memory database, so the anchor and the pool see the same data.
@@ -178,7 +186,7 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
                 _anchor: Some(Mutex::new(anchor)),
             };
             drop(store.conn().await?);
-            Ok(Arc::new(store))
+            Ok(Arc::new(Detached(Arc::new(store))))
         }
     }
 }
@@ -197,9 +205,14 @@ fn sqlite_pool(url: String, max_conns: usize, opts: &StoreOptions) -> Result<Poo
             Ok(conn)
         })
     });
+    // Opening runs the PRAGMAs, which may wait up to busy_timeout (= pool_timeout) for a lock. The
+    // create timeout must not fire first: dropping a SyncConnectionWrapper future mid-query blocks
+    // the thread (or, on a current-thread runtime, panics); busy_timeout already bounds the wait.
+    let create_timeout = opts.pool_timeout + opts.connect_timeout;
     build_pool(
         AsyncDieselConnectionManager::new_with_config(url, cfg),
         max_conns,
+        create_timeout,
         opts,
     )
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod conn;
+mod detach;
 mod dsn;
 mod error;
 mod migrate;

@@ -1,11 +1,12 @@
 //! Domain types that cross the storage interface. No diesel type appears here.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Which family a key belongs to. Issued keys have a UUID `key_id`; imported keys a 64-hex one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyKind {
     Issued,
     Imported,
@@ -21,28 +22,28 @@ impl KeyKind {
 }
 
 /// The status as stored. `Expired` is never stored: it is computed at read time from `expire_time`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoredStatus {
     Active,
     Revoked,
 }
 
 /// The status a reader sees: stored status with expiry applied (`Revoked` wins over `Expired`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeyStatus {
     Active,
     Revoked,
     Expired,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Visibility {
     Unspecified,
     Secret,
     Public,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RevocationReason {
     Unspecified,
     KeyCompromise,
@@ -73,21 +74,21 @@ impl RevocationReason {
 }
 
 /// `{quota, window}`; the window is stored in whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitPolicy {
     pub quota: i64,
     pub window_secs: i64,
 }
 
 /// Where an imported key's hash came from: the hash bytes and the id of the secret that made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportedHash {
     pub hash: [u8; 32],
     pub secret_id: String,
 }
 
 /// One API key row, issued or imported.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub nid: Uuid,
     pub kind: KeyKind,
@@ -171,6 +172,8 @@ pub enum InsertOutcome {
 }
 
 /// Per-item result of a batch import.
+// Most items of a batch are `Inserted`, so boxing the record would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchItemOutcome {
     Inserted(KeyRecord),

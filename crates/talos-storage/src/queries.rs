@@ -51,16 +51,23 @@ impl BatchPlan {
         let mut items = Vec::with_capacity(keys.len());
         for key in keys {
             let row = Row::from_record(key)?;
-            let fresh_id = ids.insert((row.nid.clone(), row.key_id.clone()));
-            let fresh_hash = row
-                .hash
-                .as_ref()
-                .is_none_or(|h| hashes.insert((row.nid.clone(), h.clone())));
-            let fresh_req = row
+            let id = (row.nid.clone(), row.key_id.clone());
+            let hash = row.hash.as_ref().map(|h| (row.nid.clone(), h.clone()));
+            let req = row
                 .request_id
                 .as_ref()
-                .is_none_or(|r| request_ids.insert((row.nid.clone(), row.kind.clone(), r.clone())));
-            items.push((fresh_id && fresh_hash && fresh_req).then_some(row));
+                .map(|r| (row.nid.clone(), row.kind.clone(), r.clone()));
+            // Only an accepted item claims its id, hash and request id: a rejected one must not
+            // shadow a later item that collides with it alone.
+            let fresh = !ids.contains(&id)
+                && hash.as_ref().is_none_or(|h| !hashes.contains(h))
+                && req.as_ref().is_none_or(|r| !request_ids.contains(r));
+            if fresh {
+                ids.insert(id);
+                hashes.extend(hash);
+                request_ids.extend(req);
+            }
+            items.push(fresh.then_some(row));
         }
         Ok(BatchPlan { items })
     }
@@ -87,6 +94,7 @@ impl BatchPlan {
     }
 }
 
+/// The error for a unique violation on key id or hash (or a request id whose row vanished).
 pub(crate) fn duplicate() -> StorageError {
     StorageError::Conflict(ConflictKind::Duplicate)
 }

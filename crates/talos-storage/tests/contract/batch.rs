@@ -42,6 +42,9 @@ pub async fn batch_duplicates(db: &TestDb) {
     let mut dup_in_batch_req = imported(n, 9);
     dup_in_batch_req.request_id = Some("req-new".into());
     let other_net = imported(nid(), 1); // same hash as `a`, other network: fine
+    // Shares only the key id of a rejected item: the rejected item claimed nothing.
+    let mut after_rejected = imported(n, 11);
+    after_rejected.key_id = hex_id(3);
 
     let batch = vec![
         a.clone(),
@@ -54,6 +57,7 @@ pub async fn batch_duplicates(db: &TestDb) {
         req.clone(),
         dup_in_batch_req,
         other_net.clone(),
+        after_rejected.clone(),
     ];
     let out = s.insert_keys_batch(&batch).await.unwrap();
     let want = vec![
@@ -67,6 +71,7 @@ pub async fn batch_duplicates(db: &TestDb) {
         Some(req.key_id.clone()),
         None,
         Some(other_net.key_id.clone()),
+        Some(hex_id(3)),
     ];
     assert_eq!(outcome_ids(&out), want);
     assert_eq!(out[0], BatchItemOutcome::Inserted(a.clone()));
@@ -80,12 +85,15 @@ pub async fn batch_duplicates(db: &TestDb) {
         s.find_imported_by_hashes(n, &[hash(1)]).await.unwrap(),
         Some(a.clone())
     );
-    assert_not_found(s.get_key(n, KeyKind::Imported, &hex_id(3)).await);
+    assert_eq!(
+        s.get_key(n, KeyKind::Imported, &hex_id(3)).await.unwrap(),
+        after_rejected
+    );
     let listed = s
         .list_keys(n, KeyKind::Imported, &list_all(now()))
         .await
         .unwrap();
-    assert_eq!(listed.len(), 5);
+    assert_eq!(listed.len(), 6);
 
     assert!(s.insert_keys_batch(&[]).await.unwrap().is_empty());
 }

@@ -234,35 +234,103 @@ async fn sqlite_memory_store() {
     );
 }
 
-/// Callers drop futures (a client disconnects, a timeout fires). A dropped SQLite operation must not
-/// break the pool for the next caller (diesel-async's SyncConnectionWrapper panics if its connection
-/// is reused while a cancelled blocking task still runs: diesel_async#281).
-#[tokio::test(flavor = "multi_thread")]
+/// Callers drop futures (a client disconnects, a timeout fires), and actix-web runs handlers on
+/// current-thread runtimes. A dropped operation must neither panic nor break the store. (On SQLite,
+/// dropping a diesel-async SyncConnectionWrapper query mid-flight calls `block_in_place`, which
+/// panics on a current-thread runtime; the store runs operations detached to avoid that.)
+#[tokio::test]
 async fn cancelled_operations_leave_the_store_usable() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    use std::time::Duration;
+
     let (_dir, dsn) = sqlite_dsn();
     migrate_up(&dsn).await.unwrap();
-    let store = connect(&dsn, &StoreOptions { max_conns: 1, ..opts() }).await.unwrap();
+    let store = connect(
+        &dsn,
+        &StoreOptions {
+            max_conns: 1,
+            ..opts()
+        },
+    )
+    .await
+    .unwrap();
+    // Hold the write lock from outside, so the store's INSERT is stuck in SQLite's busy wait on its
+    // blocking thread when the caller gives up.
+    let path = dsn.trim_start_matches("sqlite://").to_owned();
+    let mut locker = diesel::SqliteConnection::establish(&path).unwrap();
+    locker.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let n = nid();
+    let k = issued(n, &uuid_id());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), store.insert_key(&k))
+            .await
+            .is_err()
+    );
+    let batch: Vec<KeyRecord> = (0..10).map(|i| imported(n, i)).collect();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), store.insert_keys_batch(&batch))
+            .await
+            .is_err()
+    );
+    locker.batch_execute("COMMIT").unwrap();
+    store.ping().await.unwrap();
+    // The abandoned operations still ran to completion.
+    let mut found = false;
+    for _ in 0..100 {
+        if store.get_key(n, KeyKind::Issued, &k.key_id).await.is_ok()
+            && store
+                .find_imported_by_hashes(n, &[hash(9)])
+                .await
+                .unwrap()
+                .is_some()
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(found, "detached operations did not complete");
     run_cancellations(&store).await;
+
     if let Some(db) = PgDatabase::create().await {
         migrate_up(&db.dsn).await.unwrap();
-        let store = connect(&db.dsn, &StoreOptions { max_conns: 1, ..opts() }).await.unwrap();
+        let store = connect(
+            &db.dsn,
+            &StoreOptions {
+                max_conns: 1,
+                ..opts()
+            },
+        )
+        .await
+        .unwrap();
         run_cancellations(&store).await;
     }
 }
 
 async fn run_cancellations(store: &std::sync::Arc<dyn Store>) {
     let n = nid();
-    for round in 0..100u32 {
-        let keys: Vec<KeyRecord> = (0..50).map(|i| imported(n, round * 50 + i)).collect();
-        let delay = std::time::Duration::from_micros(u64::from(round % 10) * 100);
+    for round in 0..50u32 {
+        let keys: Vec<KeyRecord> = (0..50)
+            .map(|i| imported(n, 10_000 + round * 50 + i))
+            .collect();
+        let delay = std::time::Duration::from_micros(u64::from(round % 10) * 200);
         let _ = tokio::time::timeout(delay, store.insert_keys_batch(&keys)).await;
         let k = issued(n, &uuid_id());
-        let _ = tokio::time::timeout(delay, store.rotate_key(n, "missing", &k, &revocation(now()))).await;
+        let _ = tokio::time::timeout(delay, store.insert_key(&k)).await;
+        let _ = tokio::time::timeout(
+            delay,
+            store.rotate_key(n, &k.key_id, &issued(n, &uuid_id()), &revocation(now())),
+        )
+        .await;
         store.ping().await.unwrap();
-        store.get_key(n, KeyKind::Issued, "missing").await.unwrap_err();
+        assert_not_found(store.get_key(n, KeyKind::Issued, "missing").await);
     }
-    // Whatever completed is consistent: every listed key can be read back.
-    for k in store.list_keys(n, KeyKind::Imported, &list_all(now())).await.unwrap() {
-        assert_eq!(store.get_key(n, KeyKind::Imported, &k.key_id).await.unwrap(), k);
+    // Whatever completed is consistent: every listed key reads back, and no rotation left two
+    // active successors or a half-done revocation.
+    for kind in [KeyKind::Issued, KeyKind::Imported] {
+        for k in store.list_keys(n, kind, &list_all(now())).await.unwrap() {
+            assert_eq!(store.get_key(n, kind, &k.key_id).await.unwrap(), k);
+        }
     }
 }
