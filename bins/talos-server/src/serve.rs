@@ -150,6 +150,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
     });
+    if state.metrics.is_some() {
+        // Pool gauges, sampled: cheap, and enough for dashboards and alerts.
+        let service = service.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(p) = service.store().pool_status() {
+                    metrics::gauge!("talos_db_pool_max_size").set(p.max_size as f64);
+                    metrics::gauge!("talos_db_pool_size").set(p.size as f64);
+                    metrics::gauge!("talos_db_pool_in_use").set(p.size.saturating_sub(p.available) as f64);
+                    metrics::gauge!("talos_db_pool_waiting").set(p.waiting as f64);
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
     let http = &config.serve.http;
     let listener = std::net::TcpListener::bind((http.host.as_str(), http.port))
         .with_context(|| format!("cannot listen on {}:{}", http.host, http.port))?;

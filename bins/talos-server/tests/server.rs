@@ -11,7 +11,11 @@ const SECRET_A: &str = "server-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SECRET_B: &str = "server-test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Server {
@@ -42,7 +46,11 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("talos-server starts");
-        Server { child, url: format!("http://127.0.0.1:{port}"), metrics_url: format!("http://127.0.0.1:{metrics_port}") }
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            metrics_url: format!("http://127.0.0.1:{metrics_port}"),
+        }
     }
 
     async fn wait_alive(&mut self) {
@@ -53,7 +61,10 @@ impl Server {
                 std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).ok();
                 panic!("talos-server exited with {status}: {err}");
             }
-            if reqwest::get(format!("{}/health/alive", self.url)).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(format!("{}/health/alive", self.url))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -62,30 +73,51 @@ impl Server {
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = reqwest::Client::new().post(format!("{}{path}", self.url)).json(&body).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     async fn issue(&self) -> String {
-        let (s, j) = self.post("/v2alpha1/admin/issuedApiKeys", json!({"name": "n", "actor_id": "a", "ttl": "1h"})).await;
+        let (s, j) = self
+            .post(
+                "/v2alpha1/admin/issuedApiKeys",
+                json!({"name": "n", "actor_id": "a", "ttl": "1h"}),
+            )
+            .await;
         assert_eq!(s, 201, "{j}");
         j["secret"].as_str().unwrap().to_string()
     }
 
     async fn is_valid(&self, credential: &str) -> bool {
-        let (_, j) = self.post("/v2alpha1/admin/apiKeys:verify", json!({"credential": credential})).await;
+        let (_, j) = self
+            .post(
+                "/v2alpha1/admin/apiKeys:verify",
+                json!({"credential": credential}),
+            )
+            .await;
         j["is_valid"] == json!(true)
     }
 
     /// SIGTERM, then the exit status within 10 s.
     fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "talos-server did not stop within 10 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "talos-server did not stop within 10 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -103,17 +135,49 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
-    let jwks = reqwest::get(format!("{}/v2alpha1/derivedKeys/jwks.json", s.url)).await.unwrap().json::<Value>().await.unwrap();
+    let jwks = reqwest::get(format!("{}/v2alpha1/derivedKeys/jwks.json", s.url))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"][0]["kid"], "talos-dev");
-    let metrics = reqwest::get(format!("{}/metrics", s.metrics_url)).await.unwrap().text().await.unwrap();
-    for want in ["http_requests_total", "http_request_duration_seconds_bucket", "talos_build_info", "talos_cache_lookups_total"] {
-        assert!(metrics.contains(want), "{want} missing from /metrics:\n{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", s.metrics_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "talos_build_info",
+        "talos_cache_lookups_total",
+        "talos_db_pool_size",
+        "talos_db_pool_wait_seconds",
+    ] {
+        assert!(
+            metrics.contains(want),
+            "{want} missing from /metrics:\n{metrics}"
+        );
     }
-    assert!(metrics.contains(r#"route="/v2alpha1/admin/apiKeys:verify""#), "routes are labelled by pattern");
-    let ready = reqwest::get(format!("{}/health/ready", s.metrics_url)).await.unwrap();
-    assert_eq!(ready.status().as_u16(), 200, "health is served on the metrics port too");
+    assert!(
+        metrics.contains(r#"route="/v2alpha1/admin/apiKeys:verify""#),
+        "routes are labelled by pattern"
+    );
+    let ready = reqwest::get(format!("{}/health/ready", s.metrics_url))
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status().as_u16(),
+        200,
+        "health is served on the metrics port too"
+    );
     assert!(s.terminate().success(), "graceful shutdown exits 0");
 
     // Restarted, it reuses the same secret and database: the key still verifies.
@@ -126,9 +190,15 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
         std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
         err
     };
-    assert!(stderr.contains("DEVELOPMENT SETUP"), "dev mode says so loudly");
+    assert!(
+        stderr.contains("DEVELOPMENT SETUP"),
+        "dev mode says so loudly"
+    );
     let written = std::fs::read_to_string(&secrets).unwrap();
-    let hmac = serde_json::from_str::<Value>(&written).unwrap()["hmac_secret"].as_str().unwrap().to_string();
+    let hmac = serde_json::from_str::<Value>(&written).unwrap()["hmac_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!stderr.contains(&hmac), "the secret never reaches the log");
     assert!(!stderr.contains(&secret), "issued keys never reach the log");
 }
@@ -158,8 +228,16 @@ async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
     let old = s.issue().await;
 
     write_config(&cfg, &config(SECRET_B, &[SECRET_A]));
-    let only_b = talos_secrets::Keyring::new(Some(&talos_secrets::Secret::new(SECRET_B)), &[], chrono::Utc::now());
-    let signed_by_b = |key: &str| talos_credentials::issued::parse(key).and_then(|p| talos_credentials::issued::verify_checksum(&p, &only_b)).is_some();
+    let only_b = talos_secrets::Keyring::new(
+        Some(&talos_secrets::Secret::new(SECRET_B)),
+        &[],
+        chrono::Utc::now(),
+    );
+    let signed_by_b = |key: &str| {
+        talos_credentials::issued::parse(key)
+            .and_then(|p| talos_credentials::issued::verify_checksum(&p, &only_b))
+            .is_some()
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let new = loop {
         let key = s.issue().await;
@@ -169,17 +247,26 @@ async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
         assert!(Instant::now() < deadline, "reload not picked up");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(s.is_valid(&new).await && s.is_valid(&old).await, "both the new and the retired secret verify");
+    assert!(
+        s.is_valid(&new).await && s.is_valid(&old).await,
+        "both the new and the retired secret verify"
+    );
 
     write_config(&cfg, "secrets: [this is: not valid");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(s.is_valid(&new).await, "a broken file keeps the previous configuration");
+    assert!(
+        s.is_valid(&new).await,
+        "a broken file keeps the previous configuration"
+    );
     assert!(s.is_valid(&old).await);
 
     write_config(&cfg, &config(SECRET_B, &[]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.is_valid(&old).await {
-        assert!(Instant::now() < deadline, "dropping the retired secret was not picked up");
+        assert!(
+            Instant::now() < deadline,
+            "dropping the retired secret was not picked up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(s.is_valid(&new).await);
@@ -191,15 +278,30 @@ fn startup_errors_are_clear() {
     let run = |config: &str| {
         let cfg = dir.path().join("c.yaml");
         std::fs::write(&cfg, config).unwrap();
-        let out = Command::new(BIN).args(["serve", "--config", cfg.to_str().unwrap()]).current_dir(dir.path()).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--config", cfg.to_str().unwrap()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).to_string()
     };
-    assert!(run("db: { dsn: \"sqlite://x.db\" }\n").contains("--dev"), "missing issuer suggests --dev");
-    let err = run("credentials: { issuer: \"x\" }\nsecrets: { hmac: { current: \"too-short-secret\" } }\n");
-    assert!(err.contains("secrets.hmac.current") && !err.contains("too-short-secret"), "{err}");
+    assert!(
+        run("db: { dsn: \"sqlite://x.db\" }\n").contains("--dev"),
+        "missing issuer suggests --dev"
+    );
+    let err = run(
+        "credentials: { issuer: \"x\" }\nsecrets: { hmac: { current: \"too-short-secret\" } }\n",
+    );
+    assert!(
+        err.contains("secrets.hmac.current") && !err.contains("too-short-secret"),
+        "{err}"
+    );
     let err = run("credentials: { issuer: \"x\" }\ndb: { dsn: \"mysql://u@h/db\" }\n");
-    assert!(err.contains("sqlite") && err.contains("postgres"), "unsupported DSNs list the supported schemes: {err}");
+    assert!(
+        err.contains("sqlite") && err.contains("postgres"),
+        "unsupported DSNs list the supported schemes: {err}"
+    );
     let err = run("credentials: { issuer: \"x\" }\nserve: { http: { prot: 1 } }\n");
     assert!(err.contains("serve.http"), "{err}");
 }
@@ -210,14 +312,24 @@ fn migrate_up_and_status_on_sqlite() {
     let dsn = format!("sqlite://{}/m.db", dir.path().display());
     let run = |args: &[&str]| {
         let out = Command::new(BIN).args(args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     assert!(run(&["migrate", "status", "--database", &dsn]).contains("pending"));
     assert!(run(&["migrate", "up", "--database", &dsn]).contains("applied"));
-    assert!(run(&["migrate", "up", "--database", &dsn]).contains("up to date"), "idempotent");
+    assert!(
+        run(&["migrate", "up", "--database", &dsn]).contains("up to date"),
+        "idempotent"
+    );
     let status = run(&["migrate", "status", "--database", &dsn]);
-    assert!(status.contains("applied") && !status.contains("pending"), "{status}");
+    assert!(
+        status.contains("applied") && !status.contains("pending"),
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -228,20 +340,48 @@ async fn postgres_serve_refuses_pending_migrations() {
     };
     let db = format!("talos_srv_{}", uuid_like());
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-    let created = Command::new("psql").args([admin.as_str(), "-c", &format!("CREATE DATABASE {db}")]).output().unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created = Command::new("psql")
+        .args([admin.as_str(), "-c", &format!("CREATE DATABASE {db}")])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let dsn = format!("{base}/{db}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.yaml");
-    std::fs::write(&cfg, format!("credentials: {{ issuer: \"x\" }}\ndb: {{ dsn: \"{dsn}\" }}\n")).unwrap();
-    let out = Command::new(BIN).args(["serve", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &cfg,
+        format!("credentials: {{ issuer: \"x\" }}\ndb: {{ dsn: \"{dsn}\" }}\n"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("migrate up"), "{}", String::from_utf8_lossy(&out.stderr));
-    let _ = Command::new("psql").args([admin.as_str(), "-c", &format!("DROP DATABASE IF EXISTS {db}")]).output();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("migrate up"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("psql")
+        .args([
+            admin.as_str(),
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {db}"),
+        ])
+        .output();
 }
 
 fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), Instant::now().elapsed().as_nanos() ^ (rand_seed() as u128))
+    format!(
+        "{:x}{:x}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ (rand_seed() as u128)
+    )
 }
 
 fn rand_seed() -> u64 {
@@ -265,19 +405,37 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
     );
     let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
     s.wait_alive().await;
-    let mut secrets: Vec<String> = vec![SECRET_A.into(), "9wU3_Wztvlwmx4Hi_7glIWncOW6UHGb9jlCt6DfEFkc".into()];
+    let mut secrets: Vec<String> = vec![
+        SECRET_A.into(),
+        "9wU3_Wztvlwmx4Hi_7glIWncOW6UHGb9jlCt6DfEFkc".into(),
+    ];
     let key = s.issue().await;
     secrets.push(key.clone());
     assert!(s.is_valid(&key).await);
     let raw = "sk_live_never_log_me_0123456789";
     secrets.push(raw.into());
-    let (st, _) = s.post("/v2alpha1/admin/importedApiKeys", json!({"raw_key": raw, "name": "n", "actor_id": "a"})).await;
+    let (st, _) = s
+        .post(
+            "/v2alpha1/admin/importedApiKeys",
+            json!({"raw_key": raw, "name": "n", "actor_id": "a"}),
+        )
+        .await;
     assert_eq!(st, 201);
     assert!(s.is_valid(raw).await);
-    let (st, _) = s.post("/v2alpha1/admin/importedApiKeys", json!({"raw_key": raw, "name": "n", "actor_id": "a"})).await;
+    let (st, _) = s
+        .post(
+            "/v2alpha1/admin/importedApiKeys",
+            json!({"raw_key": raw, "name": "n", "actor_id": "a"}),
+        )
+        .await;
     assert_eq!(st, 409, "the failed import is audited, without the raw key");
     for alg in ["TOKEN_ALGORITHM_JWT", "TOKEN_ALGORITHM_MACAROON"] {
-        let (st, j) = s.post("/v2alpha1/admin/apiKeys:derive", json!({"credential": key, "algorithm": alg})).await;
+        let (st, j) = s
+            .post(
+                "/v2alpha1/admin/apiKeys:derive",
+                json!({"credential": key, "algorithm": alg}),
+            )
+            .await;
         assert_eq!(st, 200, "{j}");
         let token = j["token"]["token"].as_str().unwrap().to_string();
         assert!(s.is_valid(&token).await);
@@ -286,24 +444,45 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
     let forged = format!("{key}x");
     assert!(!s.is_valid(&forged).await);
     secrets.push(forged);
-    let (st, j) = s.post("/v2alpha1/admin/issuedApiKeys", json!({"name": "n", "actor_id": "a", "ttl": "1h"})).await;
+    let (st, j) = s
+        .post(
+            "/v2alpha1/admin/issuedApiKeys",
+            json!({"name": "n", "actor_id": "a", "ttl": "1h"}),
+        )
+        .await;
     assert_eq!(st, 201);
     let kid = j["issued_api_key"]["key_id"].as_str().unwrap().to_string();
     secrets.push(j["secret"].as_str().unwrap().to_string());
-    let (st, j) = s.post(&format!("/v2alpha1/admin/issuedApiKeys/{kid}:rotate"), json!({})).await;
+    let (st, j) = s
+        .post(
+            &format!("/v2alpha1/admin/issuedApiKeys/{kid}:rotate"),
+            json!({}),
+        )
+        .await;
     assert_eq!(st, 201);
     secrets.push(j["secret"].as_str().unwrap().to_string());
-    let (st, _) = s.post("/v2alpha1/apiKeys:selfRevoke", json!({"credential": key})).await;
+    let (st, _) = s
+        .post("/v2alpha1/apiKeys:selfRevoke", json!({"credential": key}))
+        .await;
     assert_eq!(st, 200);
 
     s.terminate();
     let mut log = String::new();
     std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut log).unwrap();
-    assert!(log.contains("\"event\":\"IssuedAPIKeyCreated\""), "audit events are logged:\n{log}");
+    assert!(
+        log.contains("\"event\":\"IssuedAPIKeyCreated\""),
+        "audit events are logged:\n{log}"
+    );
     assert!(log.contains("\"event\":\"IssuedAPIKeyRotated\""));
     assert!(log.contains("\"event\":\"APIKeyImportFailed\""));
-    assert!(log.contains("\"request_id\""), "request lines carry the request id");
+    assert!(
+        log.contains("\"request_id\""),
+        "request lines carry the request id"
+    );
     for secret in &secrets {
-        assert!(!log.contains(secret.as_str()), "the log contains a secret, key or token: {secret}");
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log contains a secret, key or token: {secret}"
+        );
     }
 }

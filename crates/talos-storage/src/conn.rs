@@ -124,13 +124,29 @@ pub(crate) struct SqliteStore {
 
 impl PgStore {
     pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>> {
-        self.pool.get().await.map_err(pool_err)
+        let start = std::time::Instant::now();
+        let conn = self.pool.get().await.map_err(pool_err);
+        metrics::histogram!("talos_db_pool_wait_seconds").record(start.elapsed().as_secs_f64());
+        conn
+    }
+
+    pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
+        let s = self.pool.status();
+        crate::store::PoolStatus { max_size: s.max_size, size: s.size, available: s.available, waiting: s.waiting }
     }
 }
 
 impl SqliteStore {
     pub(crate) async fn conn(&self) -> Result<Object<SqliteConn>> {
-        self.pool.get().await.map_err(pool_err)
+        let start = std::time::Instant::now();
+        let conn = self.pool.get().await.map_err(pool_err);
+        metrics::histogram!("talos_db_pool_wait_seconds").record(start.elapsed().as_secs_f64());
+        conn
+    }
+
+    pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
+        let s = self.pool.status();
+        crate::store::PoolStatus { max_size: s.max_size, size: s.size, available: s.available, waiting: s.waiting }
     }
 }
 

@@ -38,6 +38,10 @@ where
 
 #[async_trait]
 impl<S: Store> Store for Detached<S> {
+    fn pool_status(&self) -> Option<crate::store::PoolStatus> {
+        self.0.pool_status()
+    }
+
     async fn ping(&self) -> Result<()> {
         run(&self.0, |s| async move { s.ping().await }).await
     }

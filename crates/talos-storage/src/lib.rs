@@ -17,4 +17,4 @@ pub use migrate::{
     MigrationStatus, migrate_down_all, migrate_up, migration_status, pending_migrations,
 };
 pub use model::*;
-pub use store::Store;
+pub use store::{PoolStatus, Store};

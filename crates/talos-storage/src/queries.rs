@@ -135,6 +135,10 @@ macro_rules! impl_store {
     ($store:ty, $db:ty) => {
         #[async_trait::async_trait]
         impl crate::store::Store for $store {
+            fn pool_status(&self) -> Option<crate::store::PoolStatus> {
+                Some(<$store>::pool_status(self))
+            }
+
             async fn ping(&self) -> Result<()> {
                 let mut conn = self.conn().await?;
                 conn.batch_execute("SELECT 1").await.map_err(db_err)

@@ -8,8 +8,25 @@ use crate::model::{
 };
 
 /// The storage interface: everything the service needs, in domain types, scoped by network id.
+/// Connection pool figures, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections not checked out.
+    pub available: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Pool figures for metrics; `None` for stores without a pool (test fakes).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+
     /// Readiness: one cheap round trip.
     async fn ping(&self) -> Result<()>;
 
