@@ -158,7 +158,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 if let Some(p) = service.store().pool_status() {
                     metrics::gauge!("talos_db_pool_max_size").set(p.max_size as f64);
                     metrics::gauge!("talos_db_pool_size").set(p.size as f64);
-                    metrics::gauge!("talos_db_pool_in_use").set(p.size.saturating_sub(p.available) as f64);
+                    metrics::gauge!("talos_db_pool_in_use")
+                        .set(p.size.saturating_sub(p.available) as f64);
                     metrics::gauge!("talos_db_pool_waiting").set(p.waiting as f64);
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;

@@ -1,8 +1,16 @@
 #![doc = include_str!("../README.md")]
 
+mod limiter;
 mod memory;
+mod redis_cache;
+mod redis_conn;
+mod redis_limiter;
 
+pub use limiter::{Decision, MemoryLimiter, Rate, RateLimiter};
 pub use memory::MemoryCache;
+pub use redis_cache::RedisCache;
+pub use redis_conn::{Redis, RedisSettings};
+pub use redis_limiter::RedisLimiter;
 
 use std::time::Duration;
 
@@ -10,9 +18,13 @@ use async_trait::async_trait;
 use thiserror::Error;
 use uuid::Uuid;
 
+/// How long an eviction keeps refusing re-inserts of the same key (in memory and in Redis).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Error)]
 pub enum CacheError {
-    /// The backend (Redis) is unreachable; callers fall back to the database.
+    /// The backend (Redis) is unreachable, or this node cannot trust its entries right now
+    /// (invalidation channel down); callers fall back to the database.
     #[error("cache unavailable: {0}")]
     Unavailable(String),
 }
@@ -39,8 +51,10 @@ pub trait KeyCache<V: Clone + Send + Sync + 'static>: Send + Sync + 'static {
     /// `noop`, `memory` or `redis`, for logs and metrics.
     fn kind(&self) -> &'static str;
     async fn get(&self, key: &CacheKey) -> Result<Option<V>, CacheError>;
-    /// Stores `value` for `ttl`. A zero TTL stores nothing.
+    /// Stores `value` for `ttl`. A zero TTL stores nothing. A key evicted less than
+    /// [`TOMBSTONE_TTL`] ago is not stored either (its reader may hold a pre-mutation row).
     async fn put(&self, key: &CacheKey, value: V, ttl: Duration) -> Result<(), CacheError>;
+    /// Drops the entry — on every node, for backends shared between nodes.
     async fn evict(&self, key: &CacheKey) -> Result<(), CacheError>;
 }
 

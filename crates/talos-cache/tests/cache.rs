@@ -1,45 +1,105 @@
-//! Contract suite for every cache backend: the same cases run against each.
+//! Contract suite for every cache backend: the same cases run against each. Memory always;
+//! Redis and Redis with an in-process L1 when `TALOS_TEST_REDIS_URL` is set (each test in its own
+//! random key namespace, so tests can run in parallel on one Redis).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use talos_cache::{CacheKey, KeyCache, MemoryCache, NoopCache};
+use talos_cache::{
+    CacheError, CacheKey, KeyCache, MemoryCache, NoopCache, Redis, RedisCache, RedisSettings,
+};
 use uuid::Uuid;
 
 fn memory() -> MemoryCache<String> {
     MemoryCache::new(1 << 20, |v: &String| v.len() as u32)
 }
 
+fn redis_url() -> Option<String> {
+    let url = std::env::var("TALOS_TEST_REDIS_URL").ok();
+    if url.is_none() {
+        eprintln!("TALOS_TEST_REDIS_URL unset: Redis leg not run");
+    }
+    url
+}
+
+fn namespace() -> String {
+    format!("talos-test-{}", Uuid::new_v4().simple())
+}
+
+fn settings(url: &str, ns: &str) -> RedisSettings {
+    let mut s = RedisSettings::from_url(url, ns).unwrap();
+    s.timeout = Duration::from_secs(2);
+    s
+}
+
+/// A Redis cache in namespace `ns`; with `l1`, an in-process layer whose entries live long
+/// (60 s), so that only invalidation can remove them within a test.
+async fn redis_cache(url: &str, ns: &str, l1: bool) -> RedisCache<String> {
+    let redis = Redis::connect(&settings(url, ns)).unwrap();
+    let l1 = l1.then(|| (memory(), Duration::from_secs(60)));
+    let c = RedisCache::new(redis, l1);
+    assert!(
+        c.wait_connected(Duration::from_secs(10)).await,
+        "subscribes to the invalidation channel"
+    );
+    c
+}
+
 async fn contract(cache: &dyn KeyCache<String>) {
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let k = CacheKey::new(a, "key-1");
-    cache
-        .put(&k, "v1".into(), Duration::from_secs(60))
-        .await
-        .unwrap();
+    let hour = Duration::from_secs(3600);
+    assert_eq!(cache.get(&k).await.unwrap(), None);
+    cache.put(&k, "v1".into(), hour).await.unwrap();
     assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some("v1"));
     // Scoped by network: the same key in another network is a different entry.
     assert_eq!(cache.get(&CacheKey::new(b, "key-1")).await.unwrap(), None);
-    cache
-        .put(&k, "v2".into(), Duration::from_secs(60))
-        .await
-        .unwrap();
+    cache.put(&k, "v2".into(), hour).await.unwrap();
     assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some("v2"));
     cache.evict(&k).await.unwrap();
     assert_eq!(cache.get(&k).await.unwrap(), None);
+    // Evicting leaves a tombstone: a reader that fetched the row before the mutation cannot
+    // write it back.
+    cache.put(&k, "stale".into(), hour).await.unwrap();
+    assert_eq!(
+        cache.get(&k).await.unwrap(),
+        None,
+        "a put right after evict is refused"
+    );
+    // Evicting a key that was never cached is fine.
+    cache.evict(&CacheKey::new(a, "never")).await.unwrap();
     // Zero TTL stores nothing; short TTLs expire.
-    cache.put(&k, "zero".into(), Duration::ZERO).await.unwrap();
-    assert_eq!(cache.get(&k).await.unwrap(), None);
+    let k2 = CacheKey::new(a, "h:00ff");
+    cache.put(&k2, "zero".into(), Duration::ZERO).await.unwrap();
+    assert_eq!(cache.get(&k2).await.unwrap(), None);
     cache
-        .put(&k, "short".into(), Duration::from_millis(50))
+        .put(&k2, "short".into(), Duration::from_millis(50))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(cache.get(&k).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(cache.get(&k2).await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn memory_cache_contract() {
     contract(&memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_cache_contract() {
+    let Some(url) = redis_url() else { return };
+    let ns = namespace();
+    contract(&redis_cache(&url, &ns, false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn layered_redis_cache_contract() {
+    let Some(url) = redis_url() else { return };
+    let ns = namespace();
+    let c = redis_cache(&url, &ns, true).await;
+    contract(&c).await;
+    assert_eq!(c.kind(), "redis");
 }
 
 #[tokio::test]
@@ -69,4 +129,204 @@ async fn memory_cache_is_bounded() {
         "{} entries exceed the byte bound",
         c.entry_count()
     );
+}
+
+#[tokio::test]
+async fn memory_tombstones_expire() {
+    let c = MemoryCache::<String>::with_tombstone_ttl(
+        1 << 20,
+        |v| v.len() as u32,
+        Duration::from_millis(50),
+    );
+    let k = CacheKey::new(Uuid::nil(), "k");
+    c.evict(&k).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.put(&k, "v".into(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(c.get(&k).await.unwrap().as_deref(), Some("v"));
+}
+
+/// Waits until `cond` holds, up to 5 s (eventual delivery; not a latency assertion).
+async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eviction_on_one_instance_evicts_the_l1_of_another() {
+    let Some(url) = redis_url() else { return };
+    let ns = namespace();
+    let (a, b) = (
+        redis_cache(&url, &ns, true).await,
+        redis_cache(&url, &ns, true).await,
+    );
+    let k = CacheKey::new(Uuid::new_v4(), "key");
+    a.put(&k, "v1".into(), Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get(&k).await.unwrap().as_deref(),
+        Some("v1"),
+        "B reads through and fills its L1"
+    );
+    let before = b.invalidations_received();
+    a.evict(&k).await.unwrap();
+    assert!(
+        eventually(|| b.invalidations_received() > before).await,
+        "B receives the invalidation"
+    );
+    // B's L1 entry (60 s TTL) is gone: B answers from Redis, which holds a tombstone.
+    assert_eq!(b.get(&k).await.unwrap(), None);
+    assert_eq!(a.get(&k).await.unwrap(), None);
+    // Other namespaces hear nothing.
+    let other = redis_cache(&url, &namespace(), true).await;
+    a.evict(&k).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(other.invalidations_received(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_redis_is_unavailable_never_a_hit() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens there any more.
+    let s = RedisSettings {
+        addrs: vec![format!("127.0.0.1:{closed}")],
+        password: None,
+        db: 0,
+        timeout: Duration::from_millis(500),
+        tls: false,
+        namespace: namespace(),
+    };
+    let c: RedisCache<String> = RedisCache::new(
+        Redis::connect(&s).unwrap(),
+        Some((memory(), Duration::from_secs(60))),
+    );
+    let k = CacheKey::new(Uuid::new_v4(), "k");
+    c.put(&k, "v".into(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(c.get(&k).await, Err(CacheError::Unavailable(_))));
+    assert!(matches!(c.evict(&k).await, Err(CacheError::Unavailable(_))));
+    assert!(!c.is_connected());
+}
+
+/// A TCP proxy in front of Redis that the test can cut (dropping every connection and refusing
+/// new ones) and restore.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (up2, cut2) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                let mut cut_rx = cut2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, up, cut }
+    }
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|v| *v += 1);
+    }
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn losing_redis_distrusts_l1_until_back() {
+    let Some(url) = redis_url() else { return };
+    let ns = namespace();
+    let direct = settings(&url, &ns);
+    let proxy = Proxy::start(direct.addrs[0].clone()).await;
+    let mut via = direct.clone();
+    via.addrs = vec![format!("127.0.0.1:{}", proxy.port)];
+    let a: RedisCache<String> = RedisCache::new(
+        Redis::connect(&via).unwrap(),
+        Some((memory(), Duration::from_secs(60))),
+    );
+    assert!(a.wait_connected(Duration::from_secs(10)).await);
+    let b = redis_cache(&url, &ns, true).await;
+    let k = CacheKey::new(Uuid::new_v4(), "key");
+    a.put(&k, "v1".into(), Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(a.get(&k).await.unwrap().as_deref(), Some("v1"));
+
+    proxy.cut();
+    assert!(
+        eventually(|| !a.is_connected()).await,
+        "A notices the lost subscription"
+    );
+    assert!(
+        matches!(a.get(&k).await, Err(CacheError::Unavailable(_))),
+        "A no longer trusts its L1"
+    );
+    // While A is cut off, B evicts the key: A misses that message.
+    b.evict(&k).await.unwrap();
+    assert!(matches!(a.get(&k).await, Err(CacheError::Unavailable(_))));
+
+    proxy.restore();
+    assert!(
+        a.wait_connected(Duration::from_secs(10)).await,
+        "A re-subscribes"
+    );
+    assert!(a.connects() >= 2);
+    // The command connection may need a moment to reconnect too; A must never answer v1.
+    let mut fresh = false;
+    for _ in 0..100 {
+        match a.get(&k).await {
+            Ok(v) => {
+                assert_eq!(v, None, "A's L1 was emptied on reconnection: no stale v1");
+                fresh = true;
+                break;
+            }
+            Err(CacheError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(fresh, "A answers from Redis again");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscription_survives_its_heartbeats() {
+    let Some(url) = redis_url() else { return };
+    let c = redis_cache(&url, &namespace(), true).await;
+    // The subscriber pings its connection every second; a healthy one is never re-established.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(c.is_connected());
+    assert_eq!(c.connects(), 1, "no reconnection while Redis is healthy");
 }

@@ -22,15 +22,48 @@ cache: { type: memory, ttl: "1m" }
     let network = Uuid::nil();
 
     let issued = service
-        .issue(network, KeySpec { name: "billing".into(), actor_id: "svc-billing".into(), scopes: vec!["invoices:read".into()], ..Default::default() })
+        .issue(
+            network,
+            KeySpec {
+                name: "billing".into(),
+                actor_id: "svc-billing".into(),
+                scopes: vec!["invoices:read".into()],
+                ..Default::default()
+            },
+        )
         .await?;
 
-    let ok = service.verify(network, &VerifyRequest { credential: issued.secret.clone(), ..Default::default() }).await;
-    let identity = ok.result.map_err(|f| format!("expected a valid key, got {f:?}"))?;
-    println!("valid key for actor {} with scopes {:?}", identity.actor_id, identity.scopes);
+    let ok = service
+        .verify(
+            network,
+            &VerifyRequest {
+                credential: issued.secret.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+    let identity = ok
+        .result
+        .map_err(|f| format!("expected a valid key, got {f:?}"))?;
+    println!(
+        "valid key for actor {} with scopes {:?}",
+        identity.actor_id, identity.scopes
+    );
 
-    let forged = service.verify(network, &VerifyRequest { credential: format!("{}x", issued.secret), ..Default::default() }).await;
+    let forged = service
+        .verify(
+            network,
+            &VerifyRequest {
+                credential: format!("{}x", issued.secret),
+                ..Default::default()
+            },
+        )
+        .await;
     let failure = forged.result.err().ok_or("a forged key must not verify")?;
-    println!("forged key rejected: {} ({})", failure.code.as_str(), failure.message);
+    println!(
+        "forged key rejected: {} ({})",
+        failure.code.as_str(),
+        failure.message
+    );
     Ok(())
 }

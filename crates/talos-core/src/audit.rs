@@ -37,7 +37,10 @@ pub(crate) struct FailureAudit {
 
 impl FailureAudit {
     pub(crate) fn new(per_minute: u32) -> Self {
-        FailureAudit { per_minute, windows: Mutex::new(HashMap::new()) }
+        FailureAudit {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Whether an event for `nid` may be logged now.

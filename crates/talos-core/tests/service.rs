@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use talos_cache::{CacheError, CacheKey, KeyCache, MemoryCache};
 use talos_core::config::{Config, load_str};
 use talos_core::*;
-use talos_storage::{BatchItemOutcome, InsertOutcome, KeyPatch, ListQuery, Revocation, Store, StoreOptions};
+use talos_storage::{
+    BatchItemOutcome, InsertOutcome, KeyPatch, ListQuery, Revocation, Store, StoreOptions,
+};
 use uuid::Uuid;
 
 const SECRET_A: &str = "test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -40,27 +42,59 @@ impl Store for CountingStore {
         self.hit();
         self.inner.insert_key(k).await
     }
-    async fn insert_keys_batch(&self, k: &[KeyRecord]) -> talos_storage::Result<Vec<BatchItemOutcome>> {
+    async fn insert_keys_batch(
+        &self,
+        k: &[KeyRecord],
+    ) -> talos_storage::Result<Vec<BatchItemOutcome>> {
         self.hit();
         self.inner.insert_keys_batch(k).await
     }
-    async fn get_key(&self, nid: Uuid, kind: KeyKind, id: &str) -> talos_storage::Result<KeyRecord> {
+    async fn get_key(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        id: &str,
+    ) -> talos_storage::Result<KeyRecord> {
         self.hit();
         self.inner.get_key(nid, kind, id).await
     }
-    async fn list_keys(&self, nid: Uuid, kind: KeyKind, q: &ListQuery) -> talos_storage::Result<Vec<KeyRecord>> {
+    async fn list_keys(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        q: &ListQuery,
+    ) -> talos_storage::Result<Vec<KeyRecord>> {
         self.hit();
         self.inner.list_keys(nid, kind, q).await
     }
-    async fn update_key(&self, nid: Uuid, kind: KeyKind, id: &str, p: &KeyPatch, now: DateTime<Utc>) -> talos_storage::Result<KeyRecord> {
+    async fn update_key(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        id: &str,
+        p: &KeyPatch,
+        now: DateTime<Utc>,
+    ) -> talos_storage::Result<KeyRecord> {
         self.hit();
         self.inner.update_key(nid, kind, id, p, now).await
     }
-    async fn revoke_key(&self, nid: Uuid, kind: KeyKind, id: &str, r: &Revocation) -> talos_storage::Result<KeyRecord> {
+    async fn revoke_key(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        id: &str,
+        r: &Revocation,
+    ) -> talos_storage::Result<KeyRecord> {
         self.hit();
         self.inner.revoke_key(nid, kind, id, r).await
     }
-    async fn rotate_key(&self, nid: Uuid, old: &str, new: &KeyRecord, r: &Revocation) -> talos_storage::Result<(KeyRecord, KeyRecord)> {
+    async fn rotate_key(
+        &self,
+        nid: Uuid,
+        old: &str,
+        new: &KeyRecord,
+        r: &Revocation,
+    ) -> talos_storage::Result<(KeyRecord, KeyRecord)> {
         self.hit();
         self.inner.rotate_key(nid, old, new, r).await
     }
@@ -68,15 +102,32 @@ impl Store for CountingStore {
         self.hit();
         self.inner.delete_key(nid, kind, id).await
     }
-    async fn touch_key(&self, nid: Uuid, kind: KeyKind, id: &str, at: DateTime<Utc>) -> talos_storage::Result<()> {
+    async fn touch_key(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> talos_storage::Result<()> {
         self.hit();
         self.inner.touch_key(nid, kind, id, at).await
     }
-    async fn find_imported_by_hashes(&self, nid: Uuid, h: &[[u8; 32]]) -> talos_storage::Result<Option<KeyRecord>> {
+    async fn find_imported_by_hashes(
+        &self,
+        nid: Uuid,
+        h: &[[u8; 32]],
+    ) -> talos_storage::Result<Option<KeyRecord>> {
         self.hit();
         self.inner.find_imported_by_hashes(nid, h).await
     }
-    async fn rehash_imported(&self, nid: Uuid, id: &str, old: &[u8; 32], new: &[u8; 32], s: &str) -> talos_storage::Result<bool> {
+    async fn rehash_imported(
+        &self,
+        nid: Uuid,
+        id: &str,
+        old: &[u8; 32],
+        new: &[u8; 32],
+        s: &str,
+    ) -> talos_storage::Result<bool> {
         self.hit();
         self.inner.rehash_imported(nid, id, old, new, s).await
     }
@@ -84,7 +135,10 @@ impl Store for CountingStore {
         self.hit();
         self.inner.count_active(nid, now).await
     }
-    async fn count_imported_with_unknown_secret(&self, known: &[String]) -> talos_storage::Result<u64> {
+    async fn count_imported_with_unknown_secret(
+        &self,
+        known: &[String],
+    ) -> talos_storage::Result<u64> {
         self.hit();
         self.inner.count_imported_with_unknown_secret(known).await
     }
@@ -134,16 +188,31 @@ fn config(extra_yaml: &str, env: &[(&str, &str)]) -> Config {
     let yaml = format!(
         "credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{JWKS}\"]\ncache:\n  type: memory\n{extra_yaml}"
     );
-    let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     load_str(&yaml, "test.yaml", &env).unwrap().0
 }
 
 async fn harness(c: &Config) -> Harness {
-    let inner = talos_storage::connect("sqlite::memory:", &StoreOptions::default()).await.unwrap();
-    let store = Arc::new(CountingStore { inner, calls: AtomicUsize::new(0) });
-    let cache = Arc::new(CountingCache { inner: MemoryCache::new(1 << 20, |_| 100), calls: AtomicUsize::new(0) });
+    let inner = talos_storage::connect("sqlite::memory:", &StoreOptions::default())
+        .await
+        .unwrap();
+    let store = Arc::new(CountingStore {
+        inner,
+        calls: AtomicUsize::new(0),
+    });
+    let cache = Arc::new(CountingCache {
+        inner: MemoryCache::new(1 << 20, |_| 100),
+        calls: AtomicUsize::new(0),
+    });
     let service = Service::new(c, store.clone(), cache.clone()).unwrap();
-    Harness { service, store, cache }
+    Harness {
+        service,
+        store,
+        cache,
+    }
 }
 
 fn with_secret(current: &str) -> Config {
@@ -151,11 +220,19 @@ fn with_secret(current: &str) -> Config {
 }
 
 fn spec(actor: &str) -> KeySpec {
-    KeySpec { name: "k".into(), actor_id: actor.into(), scopes: vec!["read".into()], ..Default::default() }
+    KeySpec {
+        name: "k".into(),
+        actor_id: actor.into(),
+        scopes: vec!["read".into()],
+        ..Default::default()
+    }
 }
 
 fn vreq(cred: &str) -> VerifyRequest {
-    VerifyRequest { credential: cred.into(), ..Default::default() }
+    VerifyRequest {
+        credential: cred.into(),
+        ..Default::default()
+    }
 }
 
 const NIL: Uuid = Uuid::nil();
@@ -165,16 +242,33 @@ async fn forged_and_malformed_credentials_cost_no_io() {
     let h = harness(&with_secret(SECRET_A)).await;
     let key = h.service.issue(NIL, spec("u")).await.unwrap();
     let s = &key.secret;
-    let flipped = format!("{}{}", &s[..s.len() - 1], if s.ends_with('2') { '3' } else { '2' });
+    let flipped = format!(
+        "{}{}",
+        &s[..s.len() - 1],
+        if s.ends_with('2') { '3' } else { '2' }
+    );
     let (store0, cache0) = (h.store_calls(), h.cache_calls());
-    for cred in [flipped.as_str(), "talos_v1_short_x", "talos_v1_garbage!!_zz", &format!("{s}x")] {
+    for cred in [
+        flipped.as_str(),
+        "talos_v1_short_x",
+        "talos_v1_garbage!!_zz",
+        &format!("{s}x"),
+    ] {
         let out = h.service.verify(NIL, &vreq(cred)).await;
         let err = out.result.unwrap_err();
         assert_eq!(err.code, VerifyErrorCode::NotFound, "{cred}");
         assert_eq!(out.cache, CacheStatus::Skip);
     }
-    assert_eq!(h.store_calls(), store0, "a forged credential must not touch storage");
-    assert_eq!(h.cache_calls(), cache0, "a forged credential must not touch the cache");
+    assert_eq!(
+        h.store_calls(),
+        store0,
+        "a forged credential must not touch storage"
+    );
+    assert_eq!(
+        h.cache_calls(),
+        cache0,
+        "a forged credential must not touch the cache"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,13 +283,29 @@ async fn cache_hit_skips_storage_and_revocation_evicts() {
     let second = h.service.verify(NIL, &vreq(&key.secret)).await;
     assert_eq!(second.cache, CacheStatus::Hit);
     assert_eq!(second.result.unwrap().key_id, key.key.key_id);
-    assert_eq!(h.store_calls(), before, "a cache hit must not touch storage");
+    assert_eq!(
+        h.store_calls(),
+        before,
+        "a cache hit must not touch storage"
+    );
     h.service
-        .revoke(NIL, None, &key.key.key_id, RevokeRequest { reason: RevocationReason::KeyCompromise, reason_text: None })
+        .revoke(
+            NIL,
+            None,
+            &key.key.key_id,
+            RevokeRequest {
+                reason: RevocationReason::KeyCompromise,
+                reason_text: None,
+            },
+        )
         .await
         .unwrap();
     let after = h.service.verify(NIL, &vreq(&key.secret)).await;
-    assert_eq!(after.result.unwrap_err().code, VerifyErrorCode::Revoked, "revocation evicts the cached entry");
+    assert_eq!(
+        after.result.unwrap_err().code,
+        VerifyErrorCode::Revoked,
+        "revocation evicts the cached entry"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,10 +315,17 @@ async fn bypass_modes() {
     let mut r = vreq(&key.secret);
     r.cache = CacheMode::NoStore;
     assert_eq!(h.service.verify(NIL, &r).await.cache, CacheStatus::Skip);
-    assert_eq!(h.service.verify(NIL, &vreq(&key.secret)).await.cache, CacheStatus::Miss, "no-store wrote nothing");
+    assert_eq!(
+        h.service.verify(NIL, &vreq(&key.secret)).await.cache,
+        CacheStatus::Miss,
+        "no-store wrote nothing"
+    );
     r.cache = CacheMode::NoCache;
     assert_eq!(h.service.verify(NIL, &r).await.cache, CacheStatus::Skip);
-    assert_eq!(h.service.verify(NIL, &vreq(&key.secret)).await.cache, CacheStatus::Hit);
+    assert_eq!(
+        h.service.verify(NIL, &vreq(&key.secret)).await.cache,
+        CacheStatus::Hit
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,9 +354,16 @@ async fn derived_tokens_verify_without_storage() {
         let before = (h.store_calls(), h.cache_calls());
         let out = h.service.verify(NIL, &vreq(&t.token)).await;
         let v = out.result.unwrap();
-        assert_eq!((v.key_id.as_str(), v.actor_id.as_str()), (key.key.key_id.as_str(), "actor-1"));
+        assert_eq!(
+            (v.key_id.as_str(), v.actor_id.as_str()),
+            (key.key.key_id.as_str(), "actor-1")
+        );
         assert_eq!(out.cache, CacheStatus::Skip);
-        assert_eq!((h.store_calls(), h.cache_calls()), before, "{algorithm:?} verification must not do I/O");
+        assert_eq!(
+            (h.store_calls(), h.cache_calls()),
+            before,
+            "{algorithm:?} verification must not do I/O"
+        );
         // Tokens are scoped by network.
         let other = h.service.verify(Uuid::new_v4(), &vreq(&t.token)).await;
         assert_eq!(other.result.unwrap_err().code, VerifyErrorCode::NotFound);
@@ -267,19 +391,60 @@ async fn secret_rotation_keeps_old_keys_and_rehashes_imported() {
     let h = harness(&with_secret(SECRET_A)).await;
     let issued = h.service.issue(NIL, spec("u")).await.unwrap();
     let raw = "sk_live_legacy_0001";
-    let imported = h.service.import(NIL, ImportRequest { raw_key: raw.into(), spec: spec("legacy") }).await.unwrap();
+    let imported = h
+        .service
+        .import(
+            NIL,
+            ImportRequest {
+                raw_key: raw.into(),
+                spec: spec("legacy"),
+            },
+        )
+        .await
+        .unwrap();
     let old_hash = imported.imported.clone().unwrap();
 
     // Rotate: B current, A retired.
-    h.service.reload(&config("", &[("TALOS_SECRETS_HMAC_CURRENT", SECRET_B), ("TALOS_SECRETS_HMAC_RETIRED", SECRET_A)])).unwrap();
-    assert!(h.service.verify(NIL, &vreq(&issued.secret)).await.result.is_ok());
+    h.service
+        .reload(&config(
+            "",
+            &[
+                ("TALOS_SECRETS_HMAC_CURRENT", SECRET_B),
+                ("TALOS_SECRETS_HMAC_RETIRED", SECRET_A),
+            ],
+        ))
+        .unwrap();
+    assert!(
+        h.service
+            .verify(NIL, &vreq(&issued.secret))
+            .await
+            .result
+            .is_ok()
+    );
     assert!(h.service.verify(NIL, &vreq(raw)).await.result.is_ok());
-    let row = h.service.get_key(NIL, KeyKind::Imported, &imported.key_id).await.unwrap();
+    let row = h
+        .service
+        .get_key(NIL, KeyKind::Imported, &imported.key_id)
+        .await
+        .unwrap();
     let new_hash = row.imported.unwrap();
-    assert_ne!(new_hash.hash, old_hash.hash, "verification under a retired secret re-hashes the row");
+    assert_ne!(
+        new_hash.hash, old_hash.hash,
+        "verification under a retired secret re-hashes the row"
+    );
     assert_ne!(new_hash.secret_id, old_hash.secret_id);
     // Re-importing the same raw key is a duplicate under any configured secret.
-    let dup = h.service.import(NIL, ImportRequest { raw_key: raw.into(), spec: spec("legacy") }).await.unwrap_err();
+    let dup = h
+        .service
+        .import(
+            NIL,
+            ImportRequest {
+                raw_key: raw.into(),
+                spec: spec("legacy"),
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(dup, CoreError::AlreadyExists { .. }), "{dup:?}");
 
     // Drop A: the issued key (checksum under A) stops verifying; the re-hashed import keeps working.
@@ -298,9 +463,23 @@ async fn missing_secret_fails_clearly_but_reads_still_work() {
     h.service.reload(&config("", &[])).unwrap();
     let out = h.service.verify(NIL, &vreq(&key.secret)).await;
     let err = out.result.unwrap_err();
-    assert_eq!((err.code, err.message.as_str()), (VerifyErrorCode::Internal, "project has no HMAC key configured"));
-    assert!(matches!(h.service.issue(NIL, spec("u")).await, Err(CoreError::NoHmacKey)));
-    assert!(h.service.get_key(NIL, KeyKind::Issued, &key.key.key_id).await.is_ok());
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (
+            VerifyErrorCode::Internal,
+            "project has no HMAC key configured"
+        )
+    );
+    assert!(matches!(
+        h.service.issue(NIL, spec("u")).await,
+        Err(CoreError::NoHmacKey)
+    ));
+    assert!(
+        h.service
+            .get_key(NIL, KeyKind::Issued, &key.key.key_id)
+            .await
+            .is_ok()
+    );
     assert!(h.service.ready().await.is_err());
 }
 
@@ -312,11 +491,20 @@ async fn pagination_and_network_scoping() {
         h.service.issue(NIL, spec("pager")).await.unwrap();
     }
     h.service.issue(other, spec("pager")).await.unwrap();
-    let req = |token: Option<String>| ListRequest { page_size: 2, page_token: token, actor_id: Some("pager".into()), ..Default::default() };
+    let req = |token: Option<String>| ListRequest {
+        page_size: 2,
+        page_token: token,
+        actor_id: Some("pager".into()),
+        ..Default::default()
+    };
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let page = h.service.list(NIL, KeyKind::Issued, req(token.clone())).await.unwrap();
+        let page = h
+            .service
+            .list(NIL, KeyKind::Issued, req(token.clone()))
+            .await
+            .unwrap();
         seen.extend(page.keys.iter().map(|k| k.key_id.clone()));
         if page.next_page_token.is_empty() {
             break;
@@ -327,27 +515,83 @@ async fn pagination_and_network_scoping() {
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "ordered by key_id descending");
-    let first = h.service.list(NIL, KeyKind::Issued, req(None)).await.unwrap();
-    let err = h.service.list(other, KeyKind::Issued, req(Some(first.next_page_token))).await.unwrap_err();
+    let first = h
+        .service
+        .list(NIL, KeyKind::Issued, req(None))
+        .await
+        .unwrap();
+    let err = h
+        .service
+        .list(other, KeyKind::Issued, req(Some(first.next_page_token)))
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "page token network mismatch");
-    let err = h.service.list(NIL, KeyKind::Issued, ListRequest { status: Some("active".into()), ..Default::default() }).await.unwrap_err();
-    assert_eq!(err.to_string(), "status filter must be combined with actor_id");
+    let err = h
+        .service
+        .list(
+            NIL,
+            KeyKind::Issued,
+            ListRequest {
+                status: Some("active".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "status filter must be combined with actor_id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quota_and_batch_import() {
-    let h = harness(&config("quota:\n  api_keys_max: 3\n", &[("TALOS_SECRETS_HMAC_CURRENT", SECRET_A)])).await;
+    let h = harness(&config(
+        "quota:\n  api_keys_max: 3\n",
+        &[("TALOS_SECRETS_HMAC_CURRENT", SECRET_A)],
+    ))
+    .await;
     h.service.issue(NIL, spec("q")).await.unwrap();
     let items: Vec<ImportRequest> = ["a", "b", "a", "c"]
         .iter()
-        .map(|r| ImportRequest { raw_key: format!("legacy-{r}"), spec: spec("q") })
+        .map(|r| ImportRequest {
+            raw_key: format!("legacy-{r}"),
+            spec: spec("q"),
+        })
         .collect();
     let results = h.service.batch_import(NIL, items).await.unwrap();
-    let codes: Vec<Option<BatchErrorCode>> = results.iter().map(|r| r.result.as_ref().err().map(|e| e.0)).collect();
-    assert_eq!(codes, vec![None, None, Some(BatchErrorCode::AlreadyExists), Some(BatchErrorCode::ResourceExhausted)]);
-    assert!(results[2].result.as_ref().unwrap_err().1.contains("index 0"));
+    let codes: Vec<Option<BatchErrorCode>> = results
+        .iter()
+        .map(|r| r.result.as_ref().err().map(|e| e.0))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            None,
+            None,
+            Some(BatchErrorCode::AlreadyExists),
+            Some(BatchErrorCode::ResourceExhausted)
+        ]
+    );
+    assert!(
+        results[2]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .1
+            .contains("index 0")
+    );
     let err = h.service.issue(NIL, spec("q")).await.unwrap_err();
-    assert!(matches!(err, CoreError::QuotaExceeded { limit: 3, current: 3 }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            CoreError::QuotaExceeded {
+                limit: 3,
+                current: 3
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -358,28 +602,90 @@ async fn issue_validation_and_idempotency() {
     let first = h.service.issue(NIL, s.clone()).await.unwrap();
     let again = h.service.issue(NIL, s).await.unwrap();
     assert_eq!(first.key.key_id, again.key.key_id);
-    assert!(again.secret.is_empty(), "a retried issue never shows the secret again");
+    assert!(
+        again.secret.is_empty(),
+        "a retried issue never shows the secret again"
+    );
     let bad: Vec<(KeySpec, &str)> = vec![
-        (KeySpec { name: String::new(), ..spec("u") }, "name"),
-        (KeySpec { actor_id: "a".repeat(256), ..spec("u") }, "actor_id"),
-        (KeySpec { scopes: vec![String::new()], ..spec("u") }, "scopes"),
-        (KeySpec { ttl: Some("0".into()), ..spec("u") }, "ttl"),
-        (KeySpec { ttl: Some("87600h".into()), ..spec("u") }, "exceeds"),
-        (KeySpec { allowed_cidrs: Some(vec!["10.0.0.0/33".into()]), ..spec("u") }, "allowed_cidrs"),
-        (KeySpec { request_id: Some("x".repeat(37)), ..spec("u") }, "request_id"),
+        (
+            KeySpec {
+                name: String::new(),
+                ..spec("u")
+            },
+            "name",
+        ),
+        (
+            KeySpec {
+                actor_id: "a".repeat(256),
+                ..spec("u")
+            },
+            "actor_id",
+        ),
+        (
+            KeySpec {
+                scopes: vec![String::new()],
+                ..spec("u")
+            },
+            "scopes",
+        ),
+        (
+            KeySpec {
+                ttl: Some("0".into()),
+                ..spec("u")
+            },
+            "ttl",
+        ),
+        (
+            KeySpec {
+                ttl: Some("87600h".into()),
+                ..spec("u")
+            },
+            "exceeds",
+        ),
+        (
+            KeySpec {
+                allowed_cidrs: Some(vec!["10.0.0.0/33".into()]),
+                ..spec("u")
+            },
+            "allowed_cidrs",
+        ),
+        (
+            KeySpec {
+                request_id: Some("x".repeat(37)),
+                ..spec("u")
+            },
+            "request_id",
+        ),
     ];
     for (s, want) in bad {
         let err = h.service.issue(NIL, s).await.unwrap_err();
         assert!(matches!(err, CoreError::InvalidArgument { .. }), "{err:?}");
-        assert!(err.to_string().contains(want), "{err} should mention {want}");
+        assert!(
+            err.to_string().contains(want),
+            "{err} should mention {want}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ip_restriction_fails_closed() {
     let h = harness(&with_secret(SECRET_A)).await;
-    let key = h.service.issue(NIL, KeySpec { allowed_cidrs: Some(vec!["10.0.0.0/8".into()]), ..spec("u") }).await.unwrap();
-    for (ip, ok) in [(Some("10.1.2.3"), true), (Some("192.168.0.1"), false), (None, false)] {
+    let key = h
+        .service
+        .issue(
+            NIL,
+            KeySpec {
+                allowed_cidrs: Some(vec!["10.0.0.0/8".into()]),
+                ..spec("u")
+            },
+        )
+        .await
+        .unwrap();
+    for (ip, ok) in [
+        (Some("10.1.2.3"), true),
+        (Some("192.168.0.1"), false),
+        (None, false),
+    ] {
         let mut r = vreq(&key.secret);
         r.client_ip = ip.map(|i| i.parse().unwrap());
         let out = h.service.verify(NIL, &r).await;

@@ -79,11 +79,23 @@ fn cors(c: &talos_core::config::CorsConfig) -> actix_cors::Cors {
             cors = cors.allowed_origin(o);
         }
     }
-    let methods: Vec<actix_web::http::Method> = c.allowed_methods.iter().filter_map(|m| m.parse().ok()).collect();
+    let methods: Vec<actix_web::http::Method> = c
+        .allowed_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
     cors = cors.allowed_methods(methods);
-    let headers: Vec<actix_web::http::header::HeaderName> = c.allowed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    let headers: Vec<actix_web::http::header::HeaderName> = c
+        .allowed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
     cors = cors.allowed_headers(headers);
-    let exposed: Vec<actix_web::http::header::HeaderName> = c.exposed_headers.iter().filter_map(|h| h.parse().ok()).collect();
+    let exposed: Vec<actix_web::http::header::HeaderName> = c
+        .exposed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
     cors = cors.expose_headers(exposed);
     if c.allow_credentials {
         cors = cors.supports_credentials();

@@ -132,7 +132,12 @@ impl PgStore {
 
     pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
         let s = self.pool.status();
-        crate::store::PoolStatus { max_size: s.max_size, size: s.size, available: s.available, waiting: s.waiting }
+        crate::store::PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
     }
 }
 
@@ -146,7 +151,12 @@ impl SqliteStore {
 
     pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
         let s = self.pool.status();
-        crate::store::PoolStatus { max_size: s.max_size, size: s.size, available: s.available, waiting: s.waiting }
+        crate::store::PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
     }
 }
 

@@ -292,7 +292,10 @@ fn validate(c: &Config) -> Result<Vec<String>, ConfigError> {
     {
         return Err(invalid(
             "credentials.api_keys.default_ttl",
-            format!("{d} exceeds api_keys.max_ttl {}", c.credentials.api_keys.max_ttl),
+            format!(
+                "{d} exceeds api_keys.max_ttl {}",
+                c.credentials.api_keys.max_ttl
+            ),
         ));
     }
     if c.db.max_conns == 0 {

@@ -350,18 +350,49 @@ impl Default for MemoryCacheConfig {
     }
 }
 
+/// One Redis serves the shared cache, cross-node invalidation and the shared rate limiter.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
+    /// `host:port`; the first entry is used (one primary, no Cluster or Sentinel).
     pub addrs: Vec<String>,
     pub password: Option<Secret>,
+    /// 0..15.
     pub db: u8,
+    /// Accepted for compatibility; commands share one multiplexed connection per node.
     pub pool_size: usize,
+    /// Bounds every connect and every command; a slower Redis counts as unavailable.
     pub timeout: ConfigDuration,
+    /// Accepted for compatibility (see `pool_size`).
     pub min_idle_conns: usize,
+    /// Accepted for compatibility (see `pool_size`).
     pub conn_max_idle_time: ConfigDuration,
+    /// Accepted for compatibility (see `pool_size`).
     pub conn_max_lifetime: ConfigDuration,
     pub tls: RedisTlsConfig,
+    /// Prefix of every Redis key and channel (`<key_prefix>:v1:…`): deployments sharing one Redis
+    /// need different prefixes.
+    pub key_prefix: String,
+    /// The in-process layer in front of Redis (`cache.type: redis`).
+    pub local: LocalCacheConfig,
+}
+
+/// The small in-process layer (L1) in front of the Redis cache. Invalidation reaches it over
+/// pub/sub on every node; its TTL bounds staleness only if that channel fails undetected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalCacheConfig {
+    pub enabled: bool,
+    pub ttl: ConfigDuration,
+}
+
+impl Default for LocalCacheConfig {
+    fn default() -> Self {
+        LocalCacheConfig {
+            enabled: true,
+            ttl: ConfigDuration::secs(10),
+        }
+    }
 }
 
 impl Default for RedisConfig {
@@ -376,6 +407,8 @@ impl Default for RedisConfig {
             conn_max_idle_time: ConfigDuration::secs(300),
             conn_max_lifetime: ConfigDuration::secs(1800),
             tls: RedisTlsConfig::default(),
+            key_prefix: "talos".into(),
+            local: LocalCacheConfig::default(),
         }
     }
 }

@@ -28,7 +28,9 @@ fn describe(path: &str) -> Option<&'static str> {
         | "serve.http.cors.exposed_headers"
         | "serve.http.cors.allow_credentials"
         | "serve.http.cors.max_age"
-        | "serve.http.cors.debug" => "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored).",
+        | "serve.http.cors.debug" => {
+            "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored)."
+        }
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
         "serve.metrics.host" => "Address of the metrics port (`/metrics`, `/health/*`).",
         "serve.metrics.port" => "Port of `/metrics` and the health endpoints.",
@@ -99,8 +101,11 @@ fn describe(path: &str) -> Option<&'static str> {
         "cache.redis.key_prefix" => {
             "Prefix of every Redis key and channel (`<prefix>:v1:…`); deployments sharing one Redis need different ones."
         }
-        "cache.redis.local_ttl" => {
-            "Lifetime of the in-process layer in front of Redis (`cache.type: redis`); `0s` disables it. Pub/sub invalidation evicts it on every node."
+        "cache.redis.local.enabled" => {
+            "Keep a small in-process layer in front of Redis (`cache.type: redis`); pub/sub invalidation evicts it on every node."
+        }
+        "cache.redis.local.ttl" => {
+            "Longest life of an entry in that in-process layer (bounded by `cache.memory.max_size`)."
         }
         "rate_limit.enabled" => "Enforce per-key `rate_limit_policy` on verify (hot-reloadable).",
         "rate_limit.backend" => "`memory` (per node) or `redis` (shared by all nodes).",

@@ -35,7 +35,7 @@ impl Service {
         }
         // The parent is verified fresh: a revocation must stop derivation at once.
         let outcome = self
-            .verify(
+            .verify_uncounted(
                 nid,
                 &VerifyRequest {
                     credential: req.credential.clone(),
@@ -85,7 +85,9 @@ impl Service {
             && expire > parent_exp
         {
             if req.ttl.as_deref().is_some_and(|t| !t.is_empty()) {
-                return Err(CoreError::bad("ttl exceeds the remaining lifetime of the parent key"));
+                return Err(CoreError::bad(
+                    "ttl exceeds the remaining lifetime of the parent key",
+                ));
             }
             // The default TTL is capped by the parent's remaining life rather than refused.
             expire = parent_exp;

@@ -298,7 +298,14 @@ impl Service {
         }
         .map_err(by_id(kind))?;
         self.evict(&rec).await;
-        audit::key_event(if kind == KeyKind::Issued { audit::names::ISSUED_UPDATED } else { audit::names::IMPORTED_UPDATED }, &rec);
+        audit::key_event(
+            if kind == KeyKind::Issued {
+                audit::names::ISSUED_UPDATED
+            } else {
+                audit::names::IMPORTED_UPDATED
+            },
+            &rec,
+        );
         Ok(rec)
     }
 

@@ -12,19 +12,24 @@ pub use keys::{BatchErrorCode, BatchItem, IssuedKey, Rotated, kind_of_key_id};
 pub use list::Page;
 pub use requests::*;
 pub use verify::{
-    CacheMode, CacheStatus, Verified, VerifyErrorCode, VerifyFailure, VerifyOutcome, VerifyRequest,
+    CacheMode, CacheStatus, RateLimitStatus, Verified, VerifyErrorCode, VerifyFailure,
+    VerifyOutcome, VerifyRequest,
 };
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use talos_cache::{CacheKey, KeyCache, MemoryCache, NoopCache};
+use talos_cache::{
+    CacheKey, KeyCache, MemoryCache, MemoryLimiter, NoopCache, RateLimiter, Redis, RedisCache,
+    RedisLimiter, RedisSettings,
+};
 use talos_storage::{KeyKind, KeyRecord, Store, StoreOptions};
 use uuid::Uuid;
 
-use crate::config::{CacheType, Config, ConfigSource};
+use crate::config::{CacheType, Config, ConfigSource, RateLimitBackend};
 use crate::error::{CoreError, Result};
 use crate::network::Networks;
 use crate::runtime::Runtime;
@@ -54,6 +59,63 @@ pub struct Service {
     touched: moka::sync::Cache<(Uuid, String), i64>,
     /// Audit events for failures, limited per network.
     failures: crate::audit::FailureAudit,
+    /// Per-key rate limits, consulted while `rate_limit.enabled` (reloadable) is on.
+    limiter: Arc<dyn RateLimiter>,
+    /// `rate_limit.fail_closed`: deny when the limiter cannot answer.
+    limiter_fail_closed: bool,
+    /// At most one "limiter unreachable" log line per interval.
+    limiter_errors: LogThrottle,
+    /// At most one "cache unreachable" log line per interval (verification falls back to storage).
+    cache_errors: LogThrottle,
+}
+
+/// Rate-limits a log line: at most one per `every`, counting what was suppressed in between.
+pub(crate) struct LogThrottle {
+    origin: Instant,
+    every_ms: u64,
+    /// Milliseconds since `origin` of the last line, plus one (0 = never logged).
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogThrottle {
+    pub(crate) fn new(every: Duration) -> Self {
+        LogThrottle {
+            origin: Instant::now(),
+            every_ms: every.as_millis() as u64,
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(suppressed since the last line)` when a line may be written now.
+    pub(crate) fn allow(&self) -> Option<u64> {
+        let now = self.origin.elapsed().as_millis() as u64 + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + self.every_ms)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::AcqRel));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// The Redis settings of `cache.redis.*`.
+fn redis_settings(config: &Config) -> RedisSettings {
+    let r = &config.cache.redis;
+    RedisSettings {
+        addrs: r.addrs.clone(),
+        password: r.password.as_ref().map(|p| p.expose().to_string()),
+        db: r.db,
+        timeout: r.timeout.get(),
+        tls: r.tls.enabled,
+        namespace: r.key_prefix.clone(),
+    }
 }
 
 impl Service {
@@ -68,17 +130,43 @@ impl Service {
         let store = talos_storage::connect(&config.db.dsn, &opts)
             .await
             .map_err(|e| CoreError::Unavailable(e.to_string()))?;
-        let cache: Arc<dyn KeyCache<CachedKey>> = match config.cache.kind {
-            CacheType::Noop => Arc::new(NoopCache),
-            CacheType::Memory => Arc::new(MemoryCache::new(config.cache.memory.max_size.0, weigh)),
-            CacheType::Redis => {
-                tracing::warn!(
-                    "cache.type redis is not available in this build; using the in-memory cache"
-                );
-                Arc::new(MemoryCache::new(config.cache.memory.max_size.0, weigh))
+        // One Redis connection setup serves the cache, its invalidation channel and the limiter.
+        let needs_redis = config.cache.kind == CacheType::Redis
+            || config.rate_limit.backend == RateLimitBackend::Redis;
+        let redis = if needs_redis {
+            if config.cache.redis.db > 15 {
+                return Err(CoreError::bad("cache.redis.db must be 0..15"));
             }
+            Some(
+                Redis::connect(&redis_settings(config))
+                    .map_err(|e| CoreError::bad(format!("cache.redis: {e}")))?,
+            )
+        } else {
+            None
         };
-        Service::new(config, store, cache)
+        let max_size = config.cache.memory.max_size.0;
+        let cache: Arc<dyn KeyCache<CachedKey>> = match (config.cache.kind, &redis) {
+            (CacheType::Noop, _) => Arc::new(NoopCache),
+            (CacheType::Memory, _) => Arc::new(MemoryCache::new(max_size, weigh)),
+            (CacheType::Redis, Some(redis)) => {
+                let local = &config.cache.redis.local;
+                let l1 = local
+                    .enabled
+                    .then(|| (MemoryCache::new(max_size, weigh), local.ttl.get()));
+                Arc::new(RedisCache::new(redis.clone(), l1))
+            }
+            (CacheType::Redis, None) => unreachable!("redis is connected for cache.type redis"),
+        };
+        let limiter: Arc<dyn RateLimiter> = match (config.rate_limit.backend, &redis) {
+            (RateLimitBackend::Redis, Some(redis)) => Arc::new(RedisLimiter::new(redis.clone())),
+            _ => Arc::new(MemoryLimiter::default()),
+        };
+        tracing::info!(
+            cache = cache.kind(),
+            rate_limiter = limiter.kind(),
+            "verification cache and rate limiter ready"
+        );
+        Ok(Service::new(config, store, cache)?.with_limiter(limiter))
     }
 
     /// Builds a service from parts (tests inject fakes here).
@@ -95,11 +183,26 @@ impl Service {
             cache,
             networks: Networks::new(&config.multitenancy),
             failures: crate::audit::FailureAudit::new(10),
+            limiter: Arc::new(MemoryLimiter::default()),
+            limiter_fail_closed: config.rate_limit.fail_closed,
+            limiter_errors: LogThrottle::new(Duration::from_secs(10)),
+            cache_errors: LogThrottle::new(Duration::from_secs(10)),
             touched: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(86_400))
                 .build(),
         })
+    }
+
+    /// Replaces the rate limiter (the default is in memory, for one node).
+    pub fn with_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// `noop`, `memory` or `redis`.
+    pub fn cache_kind(&self) -> &'static str {
+        self.cache.kind()
     }
 
     /// Swaps in the reloadable settings of `config` as one atomic step.
@@ -148,10 +251,22 @@ impl Service {
         }
     }
 
-    /// Drops a key's verification cache entry after a mutation.
+    /// Drops a key's verification cache entry after a mutation (on every node, for Redis).
     async fn evict(&self, rec: &KeyRecord) {
-        if let Err(e) = self.cache.evict(&Self::cache_key(rec.nid, rec)).await {
-            tracing::warn!(error = %e, "cache eviction failed");
+        self.evict_key(&Self::cache_key(rec.nid, rec)).await;
+    }
+
+    async fn evict_key(&self, key: &CacheKey) {
+        if let Err(e) = self.cache.evict(key).await {
+            // Not throttled: each one matters (the Redis cache keeps retrying in the background).
+            tracing::warn!(error = %e, cache = self.cache.kind(), "cache eviction failed");
+        }
+    }
+
+    /// Logs a failed cache read or write, at most once per interval.
+    fn cache_error(&self, op: &str, e: &talos_cache::CacheError) {
+        if let Some(suppressed) = self.cache_errors.allow() {
+            tracing::warn!(error = %e, cache = self.cache.kind(), op, suppressed, "cache unavailable; verifying from the database");
         }
     }
 
@@ -181,4 +296,21 @@ impl Service {
 
 pub(crate) fn imported_cache_key(hash: &[u8; 32]) -> String {
     format!("h:{}", hex::encode(hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogThrottle;
+    use std::time::Duration;
+
+    #[test]
+    fn log_throttle_lets_one_line_through_per_interval() {
+        let t = LogThrottle::new(Duration::from_secs(3600));
+        assert_eq!(t.allow(), Some(0));
+        assert_eq!(t.allow(), None);
+        assert_eq!(t.allow(), None);
+        let t = LogThrottle::new(Duration::ZERO);
+        assert_eq!(t.allow(), Some(0));
+        assert!(t.allow().is_some());
+    }
 }

@@ -1,6 +1,7 @@
 //! Verification. Order (reference.md §7): secret configured, format, checksum (current then
 //! retired secrets), timestamp, prefix — all without I/O — then cache, storage, status, expiry,
-//! IP restriction. Derived tokens verify with no storage access and are never cached.
+//! IP restriction, rate limit. Derived tokens verify with no storage access, are never cached
+//! and never rate limited.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
-use talos_cache::CacheKey;
+use talos_cache::{CacheKey, Decision, Rate};
 use talos_credentials::claims::DerivedClaims;
 use talos_credentials::{imported, issued, route};
 use talos_storage::{KeyKind, KeyRecord, KeyStatus, RateLimitPolicy, Visibility};
@@ -101,12 +102,29 @@ pub struct Verified {
     pub record: Option<CachedKey>,
 }
 
+/// The limiter's answer for a key with a policy: present only when the limiter is enabled, the
+/// key has a policy and the limiter answered (never invented).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitStatus {
+    pub policy: RateLimitPolicy,
+    /// Requests still allowed right now.
+    pub remaining: u64,
+    /// Allowed: when the full quota is available again. Limited: when the next request will be
+    /// allowed.
+    pub reset_time: DateTime<Utc>,
+    /// Set when this request was refused: how long until one would be allowed.
+    pub retry_after: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 pub struct VerifyOutcome {
     pub result: Result<Verified, VerifyFailure>,
     pub cache: CacheStatus,
     /// The key carries an IP restriction (responses must not be cached downstream).
     pub ip_restricted: bool,
+    /// The limiter is on and the key has a policy (responses must not be cached downstream).
+    pub rate_limited_key: bool,
+    pub rate_limit: Option<RateLimitStatus>,
 }
 
 impl VerifyOutcome {
@@ -115,6 +133,8 @@ impl VerifyOutcome {
             result: Err(fail(code, message)),
             cache,
             ip_restricted: false,
+            rate_limited_key: false,
+            rate_limit: None,
         }
     }
 }
@@ -139,6 +159,16 @@ fn ip_check(cidrs: &[String], ip: Option<IpAddr>) -> bool {
 
 impl Service {
     pub async fn verify(&self, nid: Uuid, req: &VerifyRequest) -> VerifyOutcome {
+        self.verify_with(nid, req, true).await
+    }
+
+    /// Verification that does not count against the key's rate limit (deriving a token checks
+    /// its parent this way).
+    pub(crate) async fn verify_uncounted(&self, nid: Uuid, req: &VerifyRequest) -> VerifyOutcome {
+        self.verify_with(nid, req, false).await
+    }
+
+    async fn verify_with(&self, nid: Uuid, req: &VerifyRequest, count: bool) -> VerifyOutcome {
         let rt = self.runtime();
         if rt.keyring.current().is_err() {
             return VerifyOutcome::failed(
@@ -197,13 +227,20 @@ impl Service {
                     );
                 }
                 let key_id = parsed.key_id().to_string();
-                self.verify_stored(&rt, req, now, CacheKey::new(nid, key_id.clone()), async {
-                    match self.store.get_key(nid, KeyKind::Issued, &key_id).await {
-                        Ok(r) => Ok(Some(r)),
-                        Err(talos_storage::StorageError::NotFound) => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                })
+                self.verify_stored(
+                    &rt,
+                    req,
+                    now,
+                    count,
+                    CacheKey::new(nid, key_id.clone()),
+                    async {
+                        match self.store.get_key(nid, KeyKind::Issued, &key_id).await {
+                            Ok(r) => Ok(Some(r)),
+                            Err(talos_storage::StorageError::NotFound) => Ok(None),
+                            Err(e) => Err(e),
+                        }
+                    },
+                )
                 .await
             }
             route::Credential::Imported(_) => {
@@ -219,28 +256,31 @@ impl Service {
                     .current()
                     .map(|e| e.id().to_string())
                     .unwrap_or_default();
-                self.verify_stored(&rt, req, now, cache_key, async {
+                self.verify_stored(&rt, req, now, count, cache_key, async {
                     let found = self.store.find_imported_by_hashes(nid, &hashes).await?;
                     // Found under a retired secret: re-hash under the current one so the
                     // retired secret can eventually be dropped.
-                    if let Some(rec) = &found {
-                        if let Some(h) = rec.imported.as_ref().filter(|h| h.hash != current) {
-                            match self
-                                .store
-                                .rehash_imported(nid, &rec.key_id, &h.hash, &current, &current_id)
-                                .await
-                            {
-                                Ok(_) => {
-                                    let mut r = rec.clone();
-                                    r.imported = Some(talos_storage::ImportedHash {
-                                        hash: current,
-                                        secret_id: current_id.clone(),
-                                    });
-                                    return Ok(Some(r));
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "re-hash of an imported key failed")
-                                }
+                    if let Some(rec) = &found
+                        && let Some(h) = rec.imported.as_ref().filter(|h| h.hash != current)
+                    {
+                        match self
+                            .store
+                            .rehash_imported(nid, &rec.key_id, &h.hash, &current, &current_id)
+                            .await
+                        {
+                            Ok(_) => {
+                                // Nodes still on the old secret cache it under the old hash.
+                                self.evict_key(&CacheKey::new(nid, imported_cache_key(&h.hash)))
+                                    .await;
+                                let mut r = rec.clone();
+                                r.imported = Some(talos_storage::ImportedHash {
+                                    hash: current,
+                                    secret_id: current_id.clone(),
+                                });
+                                return Ok(Some(r));
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "re-hash of an imported key failed")
                             }
                         }
                     }
@@ -256,6 +296,7 @@ impl Service {
         rt: &Runtime,
         req: &VerifyRequest,
         now: DateTime<Utc>,
+        count: bool,
         cache_key: CacheKey,
         load: impl std::future::Future<Output = Result<Option<KeyRecord>, talos_storage::StorageError>>,
     ) -> VerifyOutcome {
@@ -270,7 +311,7 @@ impl Service {
                     record = Some(hit);
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cache read failed; using the database"),
+                Err(e) => self.cache_error("read", &e),
             }
         }
         let record = match record {
@@ -278,7 +319,12 @@ impl Service {
             None => match load.await {
                 Ok(Some(r)) => {
                     let r = Arc::new(r);
-                    if use_cache && req.cache != CacheMode::NoStore {
+                    // Only under the key that mutations evict: an imported row still hashed
+                    // under a retired secret (re-hash failed) is not cached.
+                    if use_cache
+                        && req.cache != CacheMode::NoStore
+                        && Self::cache_key(r.nid, &r) == cache_key
+                    {
                         let ttl = match r.expire_time {
                             Some(exp) => (exp - now)
                                 .to_std()
@@ -286,10 +332,10 @@ impl Service {
                                 .min(rt.cache_ttl),
                             None => rt.cache_ttl,
                         };
-                        if ttl >= Duration::from_secs(1) {
-                            if let Err(e) = self.cache.put(&cache_key, r.clone(), ttl).await {
-                                tracing::warn!(error = %e, "cache write failed");
-                            }
+                        if ttl >= Duration::from_secs(1)
+                            && let Err(e) = self.cache.put(&cache_key, r.clone(), ttl).await
+                        {
+                            self.cache_error("write", &e);
                         }
                     }
                     r
@@ -312,6 +358,17 @@ impl Service {
             },
         };
         let ip_restricted = record.allowed_cidrs.as_ref().is_some_and(|c| !c.is_empty());
+        let limit = record
+            .rate_limit_policy
+            .filter(|_| count && rt.rate_limit_enabled)
+            .and_then(|p| {
+                let rate = Rate::new(
+                    u64::try_from(p.quota).ok()?,
+                    Duration::from_secs(u64::try_from(p.window_secs).ok()?),
+                )?;
+                Some((p, rate))
+            });
+        let mut rate_limit = None;
         let result = match record.status_at(now) {
             KeyStatus::Revoked => Err(fail(VerifyErrorCode::Revoked, "API key has been revoked")),
             KeyStatus::Expired => Err(fail(VerifyErrorCode::Expired, "API key has expired")),
@@ -320,25 +377,75 @@ impl Service {
                     VerifyErrorCode::IpNotAllowed,
                     "client IP address is not allowed for this key",
                 )),
-                _ => {
-                    self.touch(&record, now);
-                    Ok(Verified {
-                        key_id: record.key_id.clone(),
-                        actor_id: record.actor_id.clone(),
-                        scopes: record.scopes.clone(),
-                        metadata: record.metadata.clone(),
-                        expire_time: record.expire_time,
-                        visibility: record.visibility,
-                        rate_limit_policy: record.rate_limit_policy,
-                        record: Some(record.clone()),
-                    })
-                }
+                _ => match self.check_rate(&record, limit).await {
+                    Err(limited) => {
+                        rate_limit = limited;
+                        Err(fail(VerifyErrorCode::RateLimited, "rate limit exceeded"))
+                    }
+                    Ok(status) => {
+                        rate_limit = status;
+                        self.touch(&record, now);
+                        Ok(Verified {
+                            key_id: record.key_id.clone(),
+                            actor_id: record.actor_id.clone(),
+                            scopes: record.scopes.clone(),
+                            metadata: record.metadata.clone(),
+                            expire_time: record.expire_time,
+                            visibility: record.visibility,
+                            rate_limit_policy: record.rate_limit_policy,
+                            record: Some(record.clone()),
+                        })
+                    }
+                },
             },
         };
         VerifyOutcome {
             result,
             cache: status,
             ip_restricted,
+            rate_limited_key: limit.is_some(),
+            rate_limit,
+        }
+    }
+
+    /// Counts one request against the key's policy. `Ok(None)`: no limit applies, or the limiter
+    /// is unreachable and fails open. `Err(status)`: refused (`None` when the limiter is
+    /// unreachable and `rate_limit.fail_closed` is set).
+    async fn check_rate(
+        &self,
+        record: &KeyRecord,
+        limit: Option<(RateLimitPolicy, Rate)>,
+    ) -> Result<Option<RateLimitStatus>, Option<RateLimitStatus>> {
+        let Some((policy, rate)) = limit else {
+            return Ok(None);
+        };
+        let key = CacheKey::new(record.nid, record.key_id.clone());
+        match self.limiter.check(&key, rate).await {
+            Ok(d) => {
+                let status = rate_status(policy, d);
+                if d.allowed {
+                    Ok(Some(status))
+                } else {
+                    Err(Some(status))
+                }
+            }
+            Err(e) => {
+                if let Some(suppressed) = self.limiter_errors.allow() {
+                    tracing::warn!(
+                        error = %e,
+                        limiter = self.limiter.kind(),
+                        suppressed,
+                        fail_closed = self.limiter_fail_closed,
+                        "rate limiter unavailable; {}",
+                        if self.limiter_fail_closed { "denying keys with a policy" } else { "allowing without counting" }
+                    );
+                }
+                if self.limiter_fail_closed {
+                    Err(None)
+                } else {
+                    Ok(None)
+                }
+            }
         }
     }
 
@@ -394,7 +501,27 @@ impl Service {
             result,
             cache: CacheStatus::Skip,
             ip_restricted: !claims.acl.is_empty(),
+            rate_limited_key: false,
+            rate_limit: None,
         }
+    }
+}
+
+fn rate_status(policy: RateLimitPolicy, d: Decision) -> RateLimitStatus {
+    let until = if d.allowed {
+        d.reset_after
+    } else {
+        d.retry_after
+    };
+    let reset_time = chrono::Duration::from_std(until)
+        .ok()
+        .and_then(|u| Utc::now().checked_add_signed(u))
+        .unwrap_or_else(Utc::now);
+    RateLimitStatus {
+        policy,
+        remaining: d.remaining,
+        reset_time,
+        retry_after: (!d.allowed).then_some(d.retry_after),
     }
 }
 
