@@ -160,6 +160,7 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
         "talos_cache_lookups_total",
         "talos_db_pool_size",
         "talos_db_pool_wait_seconds",
+        "talos_verify_total{result=\"valid\"}",
     ] {
         assert!(
             metrics.contains(want),
@@ -475,6 +476,7 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
     );
     assert!(log.contains("\"event\":\"IssuedAPIKeyRotated\""));
     assert!(log.contains("\"event\":\"APIKeyImportFailed\""));
+    assert!(log.contains("\"event\":\"APIKeyVerificationFailed\""), "the forged key's failure is audited");
     assert!(
         log.contains("\"request_id\""),
         "request lines carry the request id"

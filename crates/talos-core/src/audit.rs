@@ -59,7 +59,6 @@ impl FailureAudit {
     }
 
     /// Logs a failed verification (rate-limited per network). `code` is the verification error code.
-    #[allow(dead_code)] // called from the verify path once the cache work lands
     pub(crate) fn verification_failed(&self, nid: Uuid, code: &str, message: &str) {
         if self.allow(nid) {
             tracing::info!(target: "talos::audit", event = names::VERIFICATION_FAILED, nid = %nid, error_code = code, reason = message, "audit");

@@ -159,7 +159,16 @@ fn ip_check(cidrs: &[String], ip: Option<IpAddr>) -> bool {
 
 impl Service {
     pub async fn verify(&self, nid: Uuid, req: &VerifyRequest) -> VerifyOutcome {
-        self.verify_with(nid, req, true).await
+        let outcome = self.verify_with(nid, req, true).await;
+        let result = match &outcome.result {
+            Ok(_) => "valid",
+            Err(f) => {
+                self.failures.verification_failed(nid, f.code.as_str(), &f.message);
+                f.code.as_str()
+            }
+        };
+        metrics::counter!("talos_verify_total", "result" => result).increment(1);
+        outcome
     }
 
     /// Verification that does not count against the key's rate limit (deriving a token checks
