@@ -163,7 +163,8 @@ impl Service {
         let result = match &outcome.result {
             Ok(_) => "valid",
             Err(f) => {
-                self.failures.verification_failed(nid, f.code.as_str(), &f.message);
+                self.failures
+                    .verification_failed(nid, f.code.as_str(), &f.message);
                 f.code.as_str()
             }
         };
