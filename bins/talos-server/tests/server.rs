@@ -476,7 +476,10 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
     );
     assert!(log.contains("\"event\":\"IssuedAPIKeyRotated\""));
     assert!(log.contains("\"event\":\"APIKeyImportFailed\""));
-    assert!(log.contains("\"event\":\"APIKeyVerificationFailed\""), "the forged key's failure is audited");
+    assert!(
+        log.contains("\"event\":\"APIKeyVerificationFailed\""),
+        "the forged key's failure is audited"
+    );
     assert!(
         log.contains("\"request_id\""),
         "request lines carry the request id"
