@@ -141,7 +141,7 @@ pub(crate) fn decode_identifier(identifier: &str) -> Option<([u8; MAX_IDENTIFIER
         return None;
     }
     let mut buf = [0u8; MAX_IDENTIFIER_LEN];
-    let n = bs58::decode(identifier).onto(&mut buf[..]).ok()?;
+    let n = crate::base58::decode_into(identifier, &mut buf)?;
     IDENTIFIER_BYTES.contains(&n).then_some((buf, n))
 }
 
@@ -234,9 +234,8 @@ pub fn verify_checksum_with<'k>(
     entries: impl IntoIterator<Item = &'k KeyEntry>,
 ) -> Option<&'k KeyEntry> {
     let mut expected = [0u8; 32];
-    match bs58::decode(key.checksum).onto(&mut expected) {
-        Ok(32) => {}
-        _ => return None,
+    if crate::base58::decode_into(key.checksum, &mut expected) != Some(32) {
+        return None;
     }
     let signed = key.signed_part().as_bytes();
     entries

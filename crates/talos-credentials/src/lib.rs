@@ -11,6 +11,7 @@ pub mod macaroon;
 pub mod route;
 
 mod b64;
+mod base58;
 
 pub use claims::{DerivedClaims, RESERVED_CLAIMS, Visibility, check_times, strip_reserved};
 pub use issued::ParsedKey;
