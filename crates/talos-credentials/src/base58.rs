@@ -18,7 +18,14 @@ const DIGITS: [u8; 128] = {
     t
 };
 
-const POW58: [u64; 6] = [1, 58, 58 * 58, 58 * 58 * 58, 58 * 58 * 58 * 58, 58 * 58 * 58 * 58 * 58];
+const POW58: [u64; 6] = [
+    1,
+    58,
+    58 * 58,
+    58 * 58 * 58,
+    58 * 58 * 58 * 58,
+    58 * 58 * 58 * 58 * 58,
+];
 
 /// Limbs for numbers up to 256 bytes; anything larger cannot fit the callers' buffers anyway.
 const MAX_LIMBS: usize = 64;
@@ -125,7 +132,11 @@ mod tests {
         // The checksum of an issued key: 32 bytes round-trip.
         let mac = [0xA5u8; 32];
         assert_eq!(ours(&bs58::encode(mac).into_string(), 32).unwrap(), mac);
-        assert_eq!(ours(&bs58::encode(mac).into_string(), 31), None, "too long for the buffer");
+        assert_eq!(
+            ours(&bs58::encode(mac).into_string(), 31),
+            None,
+            "too long for the buffer"
+        );
     }
 
     proptest! {
