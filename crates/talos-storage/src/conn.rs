@@ -72,6 +72,32 @@ pub(crate) fn pool_err(e: PoolError) -> StorageError {
     }
 }
 
+/// Checks out a connection, recording how long the wait took.
+async fn checkout<C>(pool: &Pool<C>) -> Result<Object<C>>
+where
+    C: PoolableConnection + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = ManagerError>,
+{
+    let start = std::time::Instant::now();
+    let conn = pool.get().await.map_err(pool_err);
+    metrics::histogram!("talos_db_pool_wait_seconds").record(start.elapsed().as_secs_f64());
+    conn
+}
+
+fn status_of<C>(pool: &Pool<C>) -> crate::store::PoolStatus
+where
+    C: PoolableConnection + 'static,
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = ManagerError>,
+{
+    let s = pool.status();
+    crate::store::PoolStatus {
+        max_size: s.max_size,
+        size: s.size,
+        available: s.available,
+        waiting: s.waiting,
+    }
+}
+
 fn build_pool<C>(
     manager: AsyncDieselConnectionManager<C>,
     max_conns: usize,
@@ -124,39 +150,21 @@ pub(crate) struct SqliteStore {
 
 impl PgStore {
     pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>> {
-        let start = std::time::Instant::now();
-        let conn = self.pool.get().await.map_err(pool_err);
-        metrics::histogram!("talos_db_pool_wait_seconds").record(start.elapsed().as_secs_f64());
-        conn
+        checkout(&self.pool).await
     }
 
     pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
-        let s = self.pool.status();
-        crate::store::PoolStatus {
-            max_size: s.max_size,
-            size: s.size,
-            available: s.available,
-            waiting: s.waiting,
-        }
+        status_of(&self.pool)
     }
 }
 
 impl SqliteStore {
     pub(crate) async fn conn(&self) -> Result<Object<SqliteConn>> {
-        let start = std::time::Instant::now();
-        let conn = self.pool.get().await.map_err(pool_err);
-        metrics::histogram!("talos_db_pool_wait_seconds").record(start.elapsed().as_secs_f64());
-        conn
+        checkout(&self.pool).await
     }
 
     pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
-        let s = self.pool.status();
-        crate::store::PoolStatus {
-            max_size: s.max_size,
-            size: s.size,
-            available: s.available,
-            waiting: s.waiting,
-        }
+        status_of(&self.pool)
     }
 }
 
