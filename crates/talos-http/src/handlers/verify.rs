@@ -47,10 +47,10 @@ struct VerifyOut<'a> {
     error_message: Option<&'a str>,
 }
 
-fn verify_json(o: &VerifyOutcome, issuer: &str) -> Value {
+fn verify_out<'a>(o: &'a VerifyOutcome, issuer: &'a str) -> VerifyOut<'a> {
     let remaining = o.rate_limit.as_ref().map(|r| r.remaining.to_string());
     let reset = o.rate_limit.as_ref().map(|r| time(r.reset_time));
-    let out = match &o.result {
+    match &o.result {
         Ok(v) => VerifyOut {
             is_valid: true,
             is_active: true,
@@ -85,8 +85,12 @@ fn verify_json(o: &VerifyOutcome, issuer: &str) -> Value {
             error_code: Some(f.code.as_str()),
             error_message: Some(&f.message),
         },
-    };
-    serde_json::to_value(out).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Serialize)]
+struct BatchVerifyOut<'a> {
+    results: Vec<VerifyOut<'a>>,
 }
 
 fn cache_headers(resp: &mut HttpResponseBuilder, status: CacheStatus, no_store: bool) {
@@ -132,7 +136,7 @@ pub async fn verify(req: HttpRequest, state: State, body: Payload) -> ApiResult<
             &verify_request(&req, &state, b.credential.unwrap_or_default()),
         )
         .await;
-    let issuer = state.service.runtime().issuer.clone();
+    let runtime = state.service.runtime();
     let mut resp = HttpResponse::Ok();
     cache_headers(
         &mut resp,
@@ -140,7 +144,7 @@ pub async fn verify(req: HttpRequest, state: State, body: Payload) -> ApiResult<
         outcome.ip_restricted || outcome.rate_limited_key,
     );
     rate_limit_headers(&mut resp, &outcome);
-    Ok(resp.json(verify_json(&outcome, &issuer)))
+    Ok(resp.json(verify_out(&outcome, &runtime.issuer)))
 }
 
 #[derive(Deserialize, Default)]
@@ -166,8 +170,8 @@ pub async fn batch_verify(
             items.len()
         )));
     }
-    let issuer = state.service.runtime().issuer.clone();
-    let mut results = Vec::with_capacity(items.len());
+    let runtime = state.service.runtime();
+    let mut outcomes = Vec::with_capacity(items.len());
     let mut statuses = Vec::with_capacity(items.len());
     let mut no_store = false;
     for item in items {
@@ -178,7 +182,7 @@ pub async fn batch_verify(
             .await;
         no_store |= outcome.ip_restricted || outcome.rate_limited_key;
         statuses.push(outcome.cache);
-        results.push(verify_json(&outcome, &issuer));
+        outcomes.push(outcome);
     }
     // One header for the batch: HIT only if every item hit, SKIP if none was looked up.
     let status = if statuses.iter().all(|s| *s == CacheStatus::Hit) {
@@ -190,7 +194,11 @@ pub async fn batch_verify(
     };
     let mut resp = HttpResponse::Ok();
     cache_headers(&mut resp, status, no_store);
-    Ok(resp.json(json!({ "results": results })))
+    let results = outcomes
+        .iter()
+        .map(|o| verify_out(o, &runtime.issuer))
+        .collect();
+    Ok(resp.json(BatchVerifyOut { results }))
 }
 
 #[derive(Deserialize, Default)]
