@@ -422,10 +422,21 @@ pub fn markdown(res: &Results) -> String {
     }
 
     // Beside upstream.
+    // Upstream's headline is verify: compare the cache-hit verify (or, without it, the fastest run).
     let peak = talos
         .iter()
-        .filter(|r| r.load_kind == "saturation" && r.backend == Some(Backend::Postgres))
-        .max_by(|a, b| a.result.rps.total_cmp(&b.result.rps));
+        .find(|r| {
+            r.load_kind == "saturation"
+                && r.backend == Some(Backend::Postgres)
+                && r.cache == Some(CacheKind::Memory)
+                && r.scenario == "verify_issued"
+        })
+        .or_else(|| {
+            talos
+                .iter()
+                .filter(|r| r.load_kind == "saturation" && r.backend == Some(Backend::Postgres))
+                .max_by(|a, b| a.result.rps.total_cmp(&b.result.rps))
+        });
     let pg_hit = talos.iter().find(|r| {
         r.backend == Some(Backend::Postgres)
             && r.cache == Some(CacheKind::Memory)
@@ -435,7 +446,7 @@ pub fn markdown(res: &Results) -> String {
         let _ = writeln!(s, "### Beside upstream Ory Talos\n");
         let _ = writeln!(
             s,
-            "| | cores | peak req/s | req/s per core | verify p99 |\n|---|---:|---:|---:|---|"
+            "| | cores | req/s at saturation | req/s per core | verify p99 (cache hit) |\n|---|---:|---:|---:|---|"
         );
         let _ = writeln!(
             s,
@@ -470,7 +481,7 @@ pub fn markdown(res: &Results) -> String {
         };
         let _ = writeln!(
             s,
-            "| this Talos, PostgreSQL, {} (p99: verify, cache hit) | {} | {} | {} | {} |",
+            "| this Talos, PostgreSQL, {} | {} | {} | {} | {} |",
             peak.title,
             res.machine.nproc,
             grouped(peak.result.rps),
