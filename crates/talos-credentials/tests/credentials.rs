@@ -105,6 +105,42 @@ fn issue_classify_verify() {
     assert!(!classify("talos_v1_nope", &["talos"], &["mc"]).is_imported());
 }
 
+/// A keyring built while a retired secret was live keeps serving requests after that secret's
+/// `expires_at`: from then on, nothing signed with it may be accepted (regression: the expiry was
+/// only applied when the keyring was built).
+#[test]
+fn retired_secret_stops_verifying_at_its_expiry_without_a_rebuild() {
+    let built = Utc::now() - chrono::Duration::seconds(60);
+    let expired_at = Utc::now() - chrono::Duration::seconds(5);
+    let kr = Keyring::new(
+        Some(&Secret::new(HMAC_SECRET)),
+        &[RetiredSecret::expiring(RETIRED_SECRET, expired_at)],
+        built,
+    );
+    let old = KeyEntry::new(&Secret::new(RETIRED_SECRET));
+    let id = Uuid::new_v4();
+    let key = issued::generate(&old, "talos", 1_767_225_600, id);
+    assert!(issued::verify_checksum(&issued::parse(&key).unwrap(), &kr).is_none());
+    let c = claims(Uuid::new_v4());
+    let token = derive_macaroon(&old, "mc", &c);
+    assert!(verify_macaroon(&kr, &token, &["mc"]).is_err());
+    assert_eq!(kr.iter().count(), 1, "only the current secret is live");
+    assert!(kr.get(old.id()).is_none());
+    // The same keyring, asked before the expiry, still had both.
+    assert_eq!(kr.iter_at(built).count(), 2);
+    // A secret expiring later is still accepted.
+    let later = Keyring::new(
+        Some(&Secret::new(HMAC_SECRET)),
+        &[RetiredSecret::expiring(
+            RETIRED_SECRET,
+            Utc::now() + chrono::Duration::seconds(3600),
+        )],
+        built,
+    );
+    assert!(issued::verify_checksum(&issued::parse(&key).unwrap(), &later).is_some());
+    assert!(verify_macaroon(&later, &token, &["mc"]).is_ok());
+}
+
 // ---------------------------------------------------------------------------------------------- imported keys
 
 #[test]

@@ -177,9 +177,15 @@ impl Keyring {
         self.has_current
     }
 
-    /// All entries in verification order: current, then retired.
-    pub fn iter(&self) -> std::slice::Iter<'_, KeyEntry> {
-        self.entries.iter()
+    /// The entries live right now, in verification order: current, then retired. A retired
+    /// secret stops being accepted the instant its `expires_at` passes, without a rebuild: the
+    /// clock is read on every call (only when some entry can expire), so a long-lived keyring
+    /// never verifies with an expired secret.
+    pub fn iter(&self) -> Live<'_> {
+        Live {
+            inner: self.entries.iter(),
+            now: self.entries.iter().any(|e| e.expires_at.is_some()).then(Utc::now),
+        }
     }
 
     /// Like [`Keyring::iter`], skipping retired entries expired at `now` (for long-lived keyrings).
@@ -201,9 +207,9 @@ impl Keyring {
         }
     }
 
-    /// The entry with the given [`KeyEntry::id`].
+    /// The entry with the given [`KeyEntry::id`], if it is live now.
     pub fn get(&self, id: &str) -> Option<&KeyEntry> {
-        self.entries.iter().find(|e| e.id == id)
+        self.iter().find(|e| e.id == id)
     }
 
     /// Whether no secret at all is configured.
@@ -217,9 +223,27 @@ impl Keyring {
     }
 }
 
+/// The entries of a [`Keyring`] live at the instant the iteration started.
+#[derive(Clone, Debug)]
+pub struct Live<'a> {
+    inner: std::slice::Iter<'a, KeyEntry>,
+    now: Option<DateTime<Utc>>,
+}
+
+impl<'a> Iterator for Live<'a> {
+    type Item = &'a KeyEntry;
+
+    fn next(&mut self) -> Option<&'a KeyEntry> {
+        let now = self.now;
+        self.inner
+            .by_ref()
+            .find(|e| now.is_none_or(|now| !e.is_expired_at(now)))
+    }
+}
+
 impl<'a> IntoIterator for &'a Keyring {
     type Item = &'a KeyEntry;
-    type IntoIter = std::slice::Iter<'a, KeyEntry>;
+    type IntoIter = Live<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -293,7 +317,7 @@ mod tests {
         let kr = Keyring::new(Some(&cur), &retired, now);
         assert_eq!(kr.len(), 3);
         assert!(!kr.is_empty());
-        let ids: Vec<_> = kr.iter().map(|e| e.id().to_owned()).collect();
+        let ids: Vec<_> = kr.iter_at(now).map(|e| e.id().to_owned()).collect();
         assert_eq!(ids[0], KeyEntry::new(&cur).id());
         assert_eq!(ids[1], KeyEntry::new(&retired[0].secret).id());
         assert_eq!(ids[2], KeyEntry::new(&retired[2].secret).id());
@@ -303,9 +327,11 @@ mod tests {
         assert_eq!(kr.iter_at(t("2026-06-30T00:00:00Z")).count(), 3);
         assert_eq!(kr.iter_at(t("2026-07-01T00:00:00Z")).count(), 2);
         assert_eq!(kr.pruned(t("2026-08-01T00:00:00Z")).len(), 2);
-        assert!(kr.get(&ids[2]).is_some());
+        // `iter`, `get` and `into_iter` read the wall clock (today is past 2026-07-01).
+        assert!(kr.get(&ids[1]).is_some());
+        assert!(kr.get(&ids[2]).is_none(), "expired by the wall clock");
         assert!(kr.get("0000000000000000").is_none());
-        assert_eq!((&kr).into_iter().count(), 3);
+        assert_eq!((&kr).into_iter().count(), 2);
     }
 
     #[test]

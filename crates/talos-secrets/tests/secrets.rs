@@ -11,6 +11,29 @@ use uuid::Uuid;
 const CURRENT: &str = "use-a-random-64-char-hmac-secret-for-api-key-checksum-validation";
 const RETIRED: &str = "previous-hmac-secret-rotated-out-on-2026-03-01-padded-to-64chars-";
 
+/// Regression: a running process built its keyring while the retired secret was live; past
+/// `expires_at` a page token sealed with that secret must stop opening without a rebuild.
+#[test]
+fn page_tokens_of_an_expired_retired_secret_are_refused_at_request_time() {
+    let built = Utc::now() - Duration::minutes(10);
+    let old = Keyring::new(Some(&Secret::new(RETIRED)), &[], built);
+    let nid = Uuid::new_v4();
+    let cursor = Cursor {
+        last_key_id: "k".into(),
+        nid,
+    };
+    let token = seal_page_token(old.current().unwrap(), &cursor);
+    let running = Keyring::new(
+        Some(&Secret::new(CURRENT)),
+        &[RetiredSecret::expiring(RETIRED, Utc::now() - Duration::seconds(5))],
+        built,
+    );
+    assert_eq!(
+        open_page_token(&running, &token, nid),
+        Err(SecretsError::InvalidPageToken)
+    );
+}
+
 #[test]
 fn rotation_keeps_page_tokens_valid() {
     let now = Utc::now();
