@@ -5,7 +5,7 @@ use moka::Expiry;
 use moka::ops::compute::Op;
 use moka::sync::Cache;
 
-use crate::{CacheError, CacheKey, KeyCache, TOMBSTONE_TTL};
+use crate::{CacheError, CacheKey, KeyCache, TOMBSTONE_TTL, Ticket};
 
 /// A slot: a cached value, or the tombstone an eviction leaves behind.
 #[derive(Clone)]
@@ -14,8 +14,10 @@ enum Slot<V> {
         value: V,
         ttl: Duration,
     },
-    /// Written by `evict`: refuses puts for [`TOMBSTONE_TTL`], so that a verification that read
-    /// the database just before a revocation cannot re-cache the pre-revocation row.
+    /// Written by `evict`: refuses every put for [`TOMBSTONE_TTL`] (and readers older than half
+    /// of that are refused by their age), so that a verification that read the database before a
+    /// revocation cannot re-cache the pre-revocation row. Refusing fresh readers too keeps this
+    /// simple: a value stored over the tombstone would otherwise erase the eviction's trace.
     Tombstone,
 }
 
@@ -52,12 +54,16 @@ impl<V> Expiry<CacheKey, Slot<V>> for PerEntryTtl {
 /// serving the old row for a whole TTL.
 pub struct MemoryCache<V: Clone + Send + Sync + 'static> {
     inner: Cache<CacheKey, Slot<V>>,
+    /// Puts whose reader started longer ago than this are refused: half the tombstone lifetime,
+    /// so a tombstone left by any eviction after the reader started is still there at the put.
+    max_read_age: Duration,
 }
 
 impl<V: Clone + Send + Sync + 'static> Clone for MemoryCache<V> {
     fn clone(&self) -> Self {
         MemoryCache {
             inner: self.inner.clone(),
+            max_read_age: self.max_read_age,
         }
     }
 }
@@ -81,7 +87,10 @@ impl<V: Clone + Send + Sync + 'static> MemoryCache<V> {
             })
             .expire_after(PerEntryTtl(tombstone))
             .build();
-        MemoryCache { inner }
+        MemoryCache {
+            inner,
+            max_read_age: tombstone / 2,
+        }
     }
 
     /// Entries currently held, tombstones included (approximate; moka applies writes lazily).
@@ -102,9 +111,16 @@ impl<V: Clone + Send + Sync + 'static> MemoryCache<V> {
         }
     }
 
-    /// Stores unless a tombstone guards the key; returns whether it stored.
-    pub(crate) fn put_now(&self, key: &CacheKey, value: V, ttl: Duration) -> bool {
-        if ttl.is_zero() {
+    /// Stores unless a tombstone guards the key or the reader that fetched `value` started too
+    /// long ago (at `started`) for a tombstone to still guard it; returns whether it stored.
+    pub(crate) fn put_now(
+        &self,
+        key: &CacheKey,
+        value: V,
+        ttl: Duration,
+        started: Instant,
+    ) -> bool {
+        if ttl.is_zero() || started.elapsed() >= self.max_read_age {
             return false;
         }
         let mut stored = false;
@@ -135,9 +151,17 @@ impl<V: Clone + Send + Sync + 'static> KeyCache<V> for MemoryCache<V> {
     async fn get(&self, key: &CacheKey) -> Result<Option<V>, CacheError> {
         Ok(self.get_now(key))
     }
-    async fn put(&self, key: &CacheKey, value: V, ttl: Duration) -> Result<(), CacheError> {
-        self.put_now(key, value, ttl);
-        Ok(())
+    async fn ticket(&self, _: &CacheKey) -> Result<Ticket, CacheError> {
+        Ok(Ticket::local())
+    }
+    async fn put(
+        &self,
+        key: &CacheKey,
+        value: V,
+        ttl: Duration,
+        ticket: &Ticket,
+    ) -> Result<bool, CacheError> {
+        Ok(self.put_now(key, value, ttl, ticket.started()))
     }
     async fn evict(&self, key: &CacheKey) -> Result<(), CacheError> {
         self.evict_now(key);

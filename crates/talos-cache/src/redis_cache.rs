@@ -1,17 +1,23 @@
-//! The shared cache: values in Redis (L2) under `<ns>:v1:k:<nid>:<key>`, an optional small
+//! The shared cache: values in Redis (L2) under `<ns>:v1:k:{<nid>:<key>}`, an optional small
 //! in-process layer (L1) in front, and cluster-wide invalidation over pub/sub.
 //!
-//! - `evict` writes a tombstone in Redis (refusing re-inserts for [`TOMBSTONE_TTL`]) and publishes
-//!   `<nid>:<key>` on `<ns>:v1:invalidate`; every instance evicts its L1 on receipt.
+//! - `evict` is one script: it increments the key's eviction version (`<ns>:v1:ver:{…}`), deletes
+//!   the value and publishes `<nid>:<key>` on `<ns>:v1:invalidate`; every instance evicts its L1
+//!   on receipt. A `put` stores only while the version still equals the one its [`Ticket`] read
+//!   before the database read, so a pre-mutation row is never stored after the mutation's
+//!   eviction, whatever the delay (see [`Ticket`]).
+//! - An eviction that cannot reach Redis fails; the caller records it durably and keeps the
+//!   shared cache untrusted until it is delivered (talos-core's invalidation outbox).
 //! - A dedicated subscriber task keeps one pub/sub connection, pings it every second and
 //!   re-subscribes after any failure. While it is not subscribed, invalidations may be missed,
 //!   so `get` answers [`CacheError::Unavailable`] (callers read the database) and L1 is emptied
-//!   on every (re)connection.
+//!   on every (re)connection. L1 entries are served only while the last ping answered recently
+//!   ([`L1_LEASE`]): a channel that stalls silently stops L1 within that bound.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -20,16 +26,33 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::{CacheError, CacheKey, KeyCache, MemoryCache, Redis, TOMBSTONE_TTL};
+use crate::{CacheError, CacheKey, KeyCache, MemoryCache, Redis, Ticket};
 
-/// Stored instead of a value by `evict`; never valid JSON, so never mistaken for one.
-const TOMBSTONE: &[u8] = b"\x00tombstone";
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// L1 answers only while the newest answered heartbeat was sent less than this long ago. A pong
+/// proves every invalidation published before its ping was delivered, so a silently stalled
+/// channel serves L1 entries for at most this long after its last good heartbeat.
+pub const L1_LEASE: Duration = Duration::from_secs(2);
+/// How long an eviction version outlives the eviction: far beyond any request's lifetime, so a
+/// delayed put can never see a version that expired and came back equal.
+const VERSION_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 
-/// SET unless the key holds a tombstone. KEYS[1] key; ARGV value, ttl ms, tombstone.
+/// SET unless the key was evicted since the ticket. KEYS[1] value key, KEYS[2] version key;
+/// ARGV value, ttl ms, expected version.
 const PUT_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[3] then return 0 end
+local v = redis.call('GET', KEYS[2]) or ''
+if v ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// Bump the version, drop the value, tell every node. KEYS[1] value key, KEYS[2] version key;
+/// ARGV channel, message, version ttl ms.
+const EVICT_SCRIPT: &str = r"
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return 1
 ";
 
@@ -42,6 +65,31 @@ struct Bus {
     epoch: AtomicU64,
     connects: AtomicU64,
     received: AtomicU64,
+    origin: OnceInstant,
+    /// Milliseconds since `origin` at which the newest answered heartbeat was sent.
+    alive_since_ms: AtomicU64,
+}
+
+/// `Instant::now()` at creation (`Default` for [`Bus`]).
+struct OnceInstant(Instant);
+
+impl Default for OnceInstant {
+    fn default() -> Self {
+        OnceInstant(Instant::now())
+    }
+}
+
+impl Bus {
+    fn now_ms(&self) -> u64 {
+        self.origin.0.elapsed().as_millis() as u64
+    }
+
+    /// Whether L1 may answer: subscribed and heard from within [`L1_LEASE`].
+    fn l1_trusted(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+            && self.now_ms()
+                < self.alive_since_ms.load(Ordering::Acquire) + L1_LEASE.as_millis() as u64
+    }
 }
 
 /// Redis as the verification cache, with an optional in-process L1.
@@ -50,6 +98,7 @@ pub struct RedisCache<V: Clone + Send + Sync + 'static> {
     l1: Option<(MemoryCache<V>, Duration)>,
     bus: Arc<Bus>,
     put: Script,
+    evict: Script,
     subscriber: tokio::task::AbortHandle,
     _v: PhantomData<fn() -> V>,
 }
@@ -79,6 +128,7 @@ where
             l1,
             bus,
             put: Script::new(PUT_SCRIPT),
+            evict: Script::new(EVICT_SCRIPT),
             subscriber,
             _v: PhantomData,
         }
@@ -114,34 +164,6 @@ where
     fn untrusted() -> CacheError {
         CacheError::Unavailable("cache invalidation channel is not subscribed".into())
     }
-
-    async fn publish_eviction(&self, key: &CacheKey) -> Result<(), CacheError> {
-        publish(&self.redis, key).await
-    }
-}
-
-async fn publish(redis: &Redis, key: &CacheKey) -> Result<(), CacheError> {
-    let k = redis.key("k", key);
-    let channel = redis.channel();
-    let msg = format!("{}:{}", key.nid, key.key);
-    let tomb_ms = TOMBSTONE_TTL.as_millis() as u64;
-    redis
-        .exec(|mut c| async move {
-            redis::pipe()
-                .cmd("SET")
-                .arg(&k)
-                .arg(TOMBSTONE)
-                .arg("PX")
-                .arg(tomb_ms)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(&channel)
-                .arg(&msg)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
 }
 
 fn parse_message(payload: &[u8]) -> Option<CacheKey> {
@@ -171,6 +193,7 @@ async fn subscribe_loop<V: Clone + Send + Sync + 'static>(
                 // Anything held from before may have missed invalidations.
                 bus.epoch.fetch_add(1, Ordering::AcqRel);
                 clear(&l1);
+                bus.alive_since_ms.store(bus.now_ms(), Ordering::Release);
                 bus.subscribed.store(true, Ordering::Release);
                 bus.connects.fetch_add(1, Ordering::AcqRel);
                 if bus.connects.load(Ordering::Acquire) > 1 {
@@ -191,10 +214,12 @@ async fn subscribe_loop<V: Clone + Send + Sync + 'static>(
                             None => break,
                         },
                         _ = beat.tick() => {
+                            let sent = bus.now_ms();
                             let pong = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
                             }
+                            bus.alive_since_ms.fetch_max(sent, Ordering::AcqRel);
                         }
                     }
                 }
@@ -225,7 +250,10 @@ where
             return Err(Self::untrusted());
         }
         let epoch = self.bus.epoch.load(Ordering::Acquire);
-        if let Some(v) = self.l1.as_ref().and_then(|(l1, _)| l1.get_now(key)) {
+        let started = Instant::now();
+        if self.bus.l1_trusted()
+            && let Some(v) = self.l1.as_ref().and_then(|(l1, _)| l1.get_now(key))
+        {
             return Ok(Some(v));
         }
         let k = self.redis.key("k", key);
@@ -241,7 +269,7 @@ where
                     .await
             })
             .await?;
-        let Some(bytes) = bytes.filter(|b| b != TOMBSTONE) else {
+        let Some(bytes) = bytes else {
             return Ok(None);
         };
         let value: V = match serde_json::from_slice(&bytes) {
@@ -255,27 +283,49 @@ where
         if let Some((l1, l1_ttl)) = &self.l1 {
             let ttl = Duration::from_millis(pttl.max(0) as u64).min(*l1_ttl);
             if self.is_connected() && self.bus.epoch.load(Ordering::Acquire) == epoch {
-                l1.put_now(key, value.clone(), ttl);
+                l1.put_now(key, value.clone(), ttl, started);
             }
         }
         Ok(Some(value))
     }
 
-    async fn put(&self, key: &CacheKey, value: V, ttl: Duration) -> Result<(), CacheError> {
+    async fn ticket(&self, key: &CacheKey) -> Result<Ticket, CacheError> {
+        if !self.is_connected() {
+            return Err(Self::untrusted());
+        }
+        let ver = self.redis.key("ver", key);
+        let version: Option<String> = self
+            .redis
+            .exec(|mut c| async move { redis::cmd("GET").arg(&ver).query_async(&mut c).await })
+            .await?;
+        Ok(Ticket::versioned(version.unwrap_or_default()))
+    }
+
+    async fn put(
+        &self,
+        key: &CacheKey,
+        value: V,
+        ttl: Duration,
+        ticket: &Ticket,
+    ) -> Result<bool, CacheError> {
+        // A ticket from elsewhere carries no version: nothing proves the value is current.
+        let Some(version) = ticket.version.as_deref() else {
+            return Ok(false);
+        };
         if ttl.is_zero() || !self.is_connected() {
-            return Ok(());
+            return Ok(false);
         }
         let epoch = self.bus.epoch.load(Ordering::Acquire);
         let bytes = serde_json::to_vec(&value)
             .map_err(|e| CacheError::Unavailable(format!("cache entry encoding: {e}")))?;
-        let k = self.redis.key("k", key);
+        let (k, ver) = (self.redis.key("k", key), self.redis.key("ver", key));
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let script = &self.put;
         let stored: i64 = self
             .redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k).arg(bytes).arg(ttl_ms).arg(TOMBSTONE);
+                inv.key(&k).key(&ver).arg(bytes).arg(ttl_ms).arg(version);
                 inv.invoke_async(&mut c).await
             })
             .await?;
@@ -283,33 +333,30 @@ where
             && self.is_connected()
             && self.bus.epoch.load(Ordering::Acquire) == epoch
         {
-            l1.put_now(key, value, ttl.min(*l1_ttl));
+            l1.put_now(key, value, ttl.min(*l1_ttl), ticket.started());
         }
-        Ok(())
+        Ok(stored == 1)
     }
 
     async fn evict(&self, key: &CacheKey) -> Result<(), CacheError> {
         if let Some((l1, _)) = &self.l1 {
             l1.evict_now(key);
         }
-        match self.publish_eviction(key).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Keep trying in the background: other nodes must learn of it once Redis is back.
-                let (redis, key) = (self.redis.clone(), key.clone());
-                tokio::spawn(async move {
-                    for _ in 0..60 {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        if publish(&redis, &key).await.is_ok() {
-                            return;
-                        }
-                    }
-                    tracing::error!(
-                        "cache eviction could not reach Redis for 30 s; other nodes may serve the entry until its TTL"
-                    );
-                });
-                Err(e)
-            }
-        }
+        let (k, ver) = (self.redis.key("k", key), self.redis.key("ver", key));
+        let channel = self.redis.channel();
+        let msg = format!("{}:{}", key.nid, key.key);
+        let script = &self.evict;
+        self.redis
+            .exec(|mut c| async move {
+                let mut inv = script.prepare_invoke();
+                inv.key(&k)
+                    .key(&ver)
+                    .arg(&channel)
+                    .arg(&msg)
+                    .arg(VERSION_TTL_MS);
+                inv.invoke_async::<i64>(&mut c).await
+            })
+            .await
+            .map(|_| ())
     }
 }

@@ -184,9 +184,11 @@ impl Redis {
         &self.inner.client
     }
 
-    /// `<namespace>:v1:<kind>:<nid>:<key>`.
+    /// `<namespace>:v1:<kind>:{<nid>:<key>}`. The braces are a Redis Cluster hash tag: every
+    /// kind of record about one key (value, eviction version, limiter state) lands in one slot,
+    /// so a script may touch several of them.
     pub(crate) fn key(&self, kind: &str, k: &CacheKey) -> String {
-        format!("{}:v1:{kind}:{}:{}", self.inner.namespace, k.nid, k.key)
+        format!("{}:v1:{kind}:{{{}:{}}}", self.inner.namespace, k.nid, k.key)
     }
 
     pub(crate) fn channel(&self) -> String {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use talos_cache::{
     CacheError, CacheKey, KeyCache, MemoryCache, NoopCache, Redis, RedisCache, RedisSettings,
+    Ticket,
 };
 use uuid::Uuid;
 
@@ -46,37 +47,45 @@ async fn redis_cache(url: &str, ns: &str, l1: bool) -> RedisCache<String> {
     c
 }
 
+/// A read-through's put: ticket first (as before a database read), then put.
+async fn put<C: KeyCache<String> + ?Sized>(c: &C, k: &CacheKey, v: &str, ttl: Duration) -> bool {
+    let ticket = c.ticket(k).await.unwrap();
+    c.put(k, v.into(), ttl, &ticket).await.unwrap()
+}
+
 async fn contract(cache: &dyn KeyCache<String>) {
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let k = CacheKey::new(a, "key-1");
     let hour = Duration::from_secs(3600);
     assert_eq!(cache.get(&k).await.unwrap(), None);
-    cache.put(&k, "v1".into(), hour).await.unwrap();
+    assert!(put(cache, &k, "v1", hour).await);
     assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some("v1"));
     // Scoped by network: the same key in another network is a different entry.
     assert_eq!(cache.get(&CacheKey::new(b, "key-1")).await.unwrap(), None);
-    cache.put(&k, "v2".into(), hour).await.unwrap();
+    assert!(put(cache, &k, "v2", hour).await);
     assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some("v2"));
     cache.evict(&k).await.unwrap();
     assert_eq!(cache.get(&k).await.unwrap(), None);
-    // Evicting leaves a tombstone: a reader that fetched the row before the mutation cannot
-    // write it back.
-    cache.put(&k, "stale".into(), hour).await.unwrap();
+    // evict. A reader that took its ticket before the eviction (it read the pre-mutation row)
+    // cannot store what it read...
+    let stale = cache.ticket(&k).await.unwrap();
+    cache.evict(&k).await.unwrap();
+    assert!(!cache.put(&k, "stale".into(), hour, &stale).await.unwrap());
     assert_eq!(
         cache.get(&k).await.unwrap(),
         None,
-        "a put right after evict is refused"
+        "a put with a pre-eviction ticket is refused"
     );
+    // (Whether a reader that started after the eviction may store at once differs: Redis
+    // compares versions and lets it; an in-process cache refuses every put while the tombstone
+    // lasts.)
     // Evicting a key that was never cached is fine.
     cache.evict(&CacheKey::new(a, "never")).await.unwrap();
     // Zero TTL stores nothing; short TTLs expire.
     let k2 = CacheKey::new(a, "h:00ff");
-    cache.put(&k2, "zero".into(), Duration::ZERO).await.unwrap();
+    assert!(!put(cache, &k2, "zero", Duration::ZERO).await);
     assert_eq!(cache.get(&k2).await.unwrap(), None);
-    cache
-        .put(&k2, "short".into(), Duration::from_millis(50))
-        .await
-        .unwrap();
+    assert!(put(cache, &k2, "short", Duration::from_millis(50)).await);
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(cache.get(&k2).await.unwrap(), None);
 }
@@ -106,9 +115,7 @@ async fn layered_redis_cache_contract() {
 async fn noop_cache_never_hits() {
     let c = NoopCache;
     let k = CacheKey::new(Uuid::nil(), "k");
-    KeyCache::<String>::put(&c, &k, "v".into(), Duration::from_secs(60))
-        .await
-        .unwrap();
+    assert!(!put(&c, &k, "v", Duration::from_secs(60)).await);
     assert_eq!(KeyCache::<String>::get(&c, &k).await.unwrap(), None);
 }
 
@@ -116,13 +123,13 @@ async fn noop_cache_never_hits() {
 async fn memory_cache_is_bounded() {
     let c = MemoryCache::<String>::new(10_000, |v: &String| v.len() as u32);
     for i in 0..1000 {
-        c.put(
+        put(
+            &c,
             &CacheKey::new(Uuid::nil(), format!("k{i}")),
-            "x".repeat(100),
+            &"x".repeat(100),
             Duration::from_secs(60),
         )
-        .await
-        .unwrap();
+        .await;
     }
     assert!(
         c.entry_count() < 100,
@@ -139,11 +146,19 @@ async fn memory_tombstones_expire() {
         Duration::from_millis(50),
     );
     let k = CacheKey::new(Uuid::nil(), "k");
+    // A reader starts (ticket), a mutation evicts, and the reader stalls past the tombstone's
+    // life: its pre-mutation value must still be refused (regression: it was stored).
+    let stale = c.ticket(&k).await.unwrap();
     c.evict(&k).await.unwrap();
     tokio::time::sleep(Duration::from_millis(150)).await;
-    c.put(&k, "v".into(), Duration::from_secs(60))
-        .await
-        .unwrap();
+    assert!(
+        !c.put(&k, "stale".into(), Duration::from_secs(60), &stale)
+            .await
+            .unwrap()
+    );
+    assert_eq!(c.get(&k).await.unwrap(), None);
+    // Once the tombstone is gone, a reader that started after the eviction stores.
+    assert!(put(&c, &k, "v", Duration::from_secs(60)).await);
     assert_eq!(c.get(&k).await.unwrap().as_deref(), Some("v"));
 }
 
@@ -167,9 +182,7 @@ async fn eviction_on_one_instance_evicts_the_l1_of_another() {
         redis_cache(&url, &ns, true).await,
     );
     let k = CacheKey::new(Uuid::new_v4(), "key");
-    a.put(&k, "v1".into(), Duration::from_secs(600))
-        .await
-        .unwrap();
+    assert!(put(&a, &k, "v1", Duration::from_secs(600)).await);
     assert_eq!(
         b.get(&k).await.unwrap().as_deref(),
         Some("v1"),
@@ -181,7 +194,7 @@ async fn eviction_on_one_instance_evicts_the_l1_of_another() {
         eventually(|| b.invalidations_received() > before).await,
         "B receives the invalidation"
     );
-    // B's L1 entry (60 s TTL) is gone: B answers from Redis, which holds a tombstone.
+    // B's L1 entry (60 s TTL) is gone: B answers from Redis, which no longer has the value.
     assert_eq!(b.get(&k).await.unwrap(), None);
     assert_eq!(a.get(&k).await.unwrap(), None);
     // Other namespaces hear nothing.
@@ -212,9 +225,15 @@ async fn unreachable_redis_is_unavailable_never_a_hit() {
         Some((memory(), Duration::from_secs(60))),
     );
     let k = CacheKey::new(Uuid::new_v4(), "k");
-    c.put(&k, "v".into(), Duration::from_secs(60))
-        .await
-        .unwrap();
+    assert!(matches!(
+        c.ticket(&k).await,
+        Err(CacheError::Unavailable(_))
+    ));
+    assert!(
+        !c.put(&k, "v".into(), Duration::from_secs(60), &Ticket::local())
+            .await
+            .unwrap()
+    );
     assert!(matches!(c.get(&k).await, Err(CacheError::Unavailable(_))));
     assert!(matches!(c.evict(&k).await, Err(CacheError::Unavailable(_))));
     assert!(!c.is_connected());
@@ -282,9 +301,7 @@ async fn losing_redis_distrusts_l1_until_back() {
     assert!(a.wait_connected(Duration::from_secs(10)).await);
     let b = redis_cache(&url, &ns, true).await;
     let k = CacheKey::new(Uuid::new_v4(), "key");
-    a.put(&k, "v1".into(), Duration::from_secs(600))
-        .await
-        .unwrap();
+    assert!(put(&a, &k, "v1", Duration::from_secs(600)).await);
     assert_eq!(a.get(&k).await.unwrap().as_deref(), Some("v1"));
 
     proxy.cut();
@@ -329,4 +346,29 @@ async fn subscription_survives_its_heartbeats() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(c.is_connected());
     assert_eq!(c.connects(), 1, "no reconnection while Redis is healthy");
+}
+
+/// Redis: a put carrying a ticket taken before an eviction is refused however late it arrives
+/// (regression: the tombstone expired after 10 s and a stalled reader's put then succeeded), and a
+/// reader that started after the eviction stores at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_put_with_a_pre_eviction_ticket_is_refused_forever() {
+    let Some(url) = redis_url() else { return };
+    let c = redis_cache(&url, &namespace(), false).await;
+    let k = CacheKey::new(Uuid::new_v4(), "key");
+    let hour = Duration::from_secs(3600);
+    let stale = c.ticket(&k).await.unwrap();
+    c.evict(&k).await.unwrap();
+    let fresh = c.ticket(&k).await.unwrap();
+    c.evict(&CacheKey::new(Uuid::new_v4(), "other"))
+        .await
+        .unwrap();
+    assert!(!c.put(&k, "stale".into(), hour, &stale).await.unwrap());
+    assert_eq!(c.get(&k).await.unwrap(), None);
+    assert!(c.put(&k, "fresh".into(), hour, &fresh).await.unwrap());
+    assert_eq!(c.get(&k).await.unwrap().as_deref(), Some("fresh"));
+    // A later eviction makes the fresh ticket stale in turn.
+    c.evict(&k).await.unwrap();
+    assert!(!c.put(&k, "again".into(), hour, &fresh).await.unwrap());
+    assert_eq!(c.get(&k).await.unwrap(), None);
 }

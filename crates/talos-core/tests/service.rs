@@ -20,15 +20,35 @@ const SECRET_A: &str = "test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SECRET_B: &str = "test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
 
+#[path = "service/revocation.rs"]
+mod revocation;
+
 /// Counts every storage call, delegating to a real store.
 struct CountingStore {
     inner: Arc<dyn Store>,
     calls: AtomicUsize,
+    /// When set, the next key read (by id or by hash) parks after reading, to let a test commit
+    /// a mutation between a verification's read and what it does next.
+    gate: std::sync::Mutex<Option<Gate>>,
+}
+
+/// `reached` fires once the read is done; the read returns when `release` fires.
+struct Gate {
+    reached: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl CountingStore {
     fn hit(&self) {
         self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn park(&self) {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(g) = gate {
+            let _ = g.reached.send(());
+            let _ = g.release.await;
+        }
     }
 }
 
@@ -56,7 +76,9 @@ impl Store for CountingStore {
         id: &str,
     ) -> talos_storage::Result<KeyRecord> {
         self.hit();
-        self.inner.get_key(nid, kind, id).await
+        let r = self.inner.get_key(nid, kind, id).await;
+        self.park().await;
+        r
     }
     async fn list_keys(
         &self,
@@ -98,7 +120,12 @@ impl Store for CountingStore {
         self.hit();
         self.inner.rotate_key(nid, old, new, r).await
     }
-    async fn delete_key(&self, nid: Uuid, kind: KeyKind, id: &str) -> talos_storage::Result<()> {
+    async fn delete_key(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        id: &str,
+    ) -> talos_storage::Result<KeyRecord> {
         self.hit();
         self.inner.delete_key(nid, kind, id).await
     }
@@ -118,7 +145,9 @@ impl Store for CountingStore {
         h: &[[u8; 32]],
     ) -> talos_storage::Result<Option<KeyRecord>> {
         self.hit();
-        self.inner.find_imported_by_hashes(nid, h).await
+        let r = self.inner.find_imported_by_hashes(nid, h).await;
+        self.park().await;
+        r
     }
     async fn rehash_imported(
         &self,
@@ -127,13 +156,33 @@ impl Store for CountingStore {
         old: &[u8; 32],
         new: &[u8; 32],
         s: &str,
-    ) -> talos_storage::Result<bool> {
+    ) -> talos_storage::Result<Option<KeyRecord>> {
         self.hit();
         self.inner.rehash_imported(nid, id, old, new, s).await
     }
     async fn count_active(&self, nid: Uuid, now: DateTime<Utc>) -> talos_storage::Result<u64> {
         self.hit();
         self.inner.count_active(nid, now).await
+    }
+    async fn add_invalidation(
+        &self,
+        nid: Uuid,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> talos_storage::Result<()> {
+        self.hit();
+        self.inner.add_invalidation(nid, key, at).await
+    }
+    async fn pending_invalidations(
+        &self,
+        limit: usize,
+    ) -> talos_storage::Result<Vec<talos_storage::Invalidation>> {
+        self.hit();
+        self.inner.pending_invalidations(limit).await
+    }
+    async fn remove_invalidations(&self, ids: &[i64]) -> talos_storage::Result<()> {
+        self.hit();
+        self.inner.remove_invalidations(ids).await
     }
     async fn count_imported_with_unknown_secret(
         &self,
@@ -159,9 +208,19 @@ impl KeyCache<CachedKey> for CountingCache {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get(k).await
     }
-    async fn put(&self, k: &CacheKey, v: CachedKey, ttl: Duration) -> Result<(), CacheError> {
+    async fn ticket(&self, k: &CacheKey) -> Result<talos_cache::Ticket, CacheError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(k, v, ttl).await
+        self.inner.ticket(k).await
+    }
+    async fn put(
+        &self,
+        k: &CacheKey,
+        v: CachedKey,
+        ttl: Duration,
+        t: &talos_cache::Ticket,
+    ) -> Result<bool, CacheError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(k, v, ttl, t).await
     }
     async fn evict(&self, k: &CacheKey) -> Result<(), CacheError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -196,15 +255,20 @@ fn config(extra_yaml: &str, env: &[(&str, &str)]) -> Config {
 }
 
 async fn harness(c: &Config) -> Harness {
+    harness_with(c, MemoryCache::new(1 << 20, |_| 100)).await
+}
+
+async fn harness_with(c: &Config, memory: MemoryCache<CachedKey>) -> Harness {
     let inner = talos_storage::connect("sqlite::memory:", &StoreOptions::default())
         .await
         .unwrap();
     let store = Arc::new(CountingStore {
         inner,
         calls: AtomicUsize::new(0),
+        gate: Default::default(),
     });
     let cache = Arc::new(CountingCache {
-        inner: MemoryCache::new(1 << 20, |_| 100),
+        inner: memory,
         calls: AtomicUsize::new(0),
     });
     let service = Service::new(c, store.clone(), cache.clone()).unwrap();

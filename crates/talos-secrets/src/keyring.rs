@@ -184,7 +184,11 @@ impl Keyring {
     pub fn iter(&self) -> Live<'_> {
         Live {
             inner: self.entries.iter(),
-            now: self.entries.iter().any(|e| e.expires_at.is_some()).then(Utc::now),
+            now: self
+                .entries
+                .iter()
+                .any(|e| e.expires_at.is_some())
+                .then(Utc::now),
         }
     }
 

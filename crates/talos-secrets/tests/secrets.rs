@@ -25,7 +25,10 @@ fn page_tokens_of_an_expired_retired_secret_are_refused_at_request_time() {
     let token = seal_page_token(old.current().unwrap(), &cursor);
     let running = Keyring::new(
         Some(&Secret::new(CURRENT)),
-        &[RetiredSecret::expiring(RETIRED, Utc::now() - Duration::seconds(5))],
+        &[RetiredSecret::expiring(
+            RETIRED,
+            Utc::now() - Duration::seconds(5),
+        )],
         built,
     );
     assert_eq!(

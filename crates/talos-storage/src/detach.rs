@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::error::{Result, StorageError};
 use crate::model::{
-    BatchItemOutcome, InsertOutcome, KeyKind, KeyPatch, KeyRecord, ListQuery, Revocation,
+    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery,
+    Revocation,
 };
 use crate::store::Store;
 
@@ -122,7 +123,7 @@ impl<S: Store> Store for Detached<S> {
         .await
     }
 
-    async fn delete_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<()> {
+    async fn delete_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord> {
         let key_id = key_id.to_owned();
         run(&self.0, |s| async move {
             s.delete_key(nid, kind, &key_id).await
@@ -163,7 +164,7 @@ impl<S: Store> Store for Detached<S> {
         old_hash: &[u8; 32],
         new_hash: &[u8; 32],
         secret_id: &str,
-    ) -> Result<bool> {
+    ) -> Result<Option<KeyRecord>> {
         let (key_id, old_hash, new_hash, secret_id) = (
             key_id.to_owned(),
             *old_hash,
@@ -179,6 +180,31 @@ impl<S: Store> Store for Detached<S> {
 
     async fn count_active(&self, nid: Uuid, now: DateTime<Utc>) -> Result<u64> {
         run(&self.0, |s| async move { s.count_active(nid, now).await }).await
+    }
+
+    async fn add_invalidation(&self, nid: Uuid, cache_key: &str, at: DateTime<Utc>) -> Result<()> {
+        let cache_key = cache_key.to_owned();
+        run(&self.0, |s| async move {
+            s.add_invalidation(nid, &cache_key, at).await
+        })
+        .await
+    }
+
+    async fn pending_invalidations(&self, limit: usize) -> Result<Vec<Invalidation>> {
+        run(
+            &self.0,
+            |s| async move { s.pending_invalidations(limit).await },
+        )
+        .await
+    }
+
+    async fn remove_invalidations(&self, ids: &[i64]) -> Result<()> {
+        let ids = ids.to_vec();
+        run(
+            &self.0,
+            |s| async move { s.remove_invalidations(&ids).await },
+        )
+        .await
     }
 
     async fn count_imported_with_unknown_secret(&self, known_secret_ids: &[String]) -> Result<u64> {

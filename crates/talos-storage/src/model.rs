@@ -180,3 +180,13 @@ pub enum BatchItemOutcome {
     /// The hash (or key id / request id) already exists.
     Duplicate,
 }
+
+/// A cache eviction recorded because the shared cache could not be reached when its mutation
+/// committed (`Store::add_invalidation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidation {
+    pub id: i64,
+    pub nid: Uuid,
+    /// The cache entry's key within the network (key id, or `h:<hash>` for imported keys).
+    pub cache_key: String,
+}

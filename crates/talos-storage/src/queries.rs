@@ -353,17 +353,19 @@ macro_rules! impl_store {
                 Ok((new.into_record()?, old.into_record()?))
             }
 
-            async fn delete_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<()> {
+            async fn delete_key(
+                &self,
+                nid: Uuid,
+                kind: KeyKind,
+                key_id: &str,
+            ) -> Result<KeyRecord> {
                 let mut conn = self.conn().await?;
-                let n = diesel::delete(by_id!(nid_str(nid), kind_str(kind), key_id))
-                    .execute(&mut conn)
+                diesel::delete(by_id!(nid_str(nid), kind_str(kind), key_id))
+                    .returning(Row::as_returning())
+                    .get_result::<Row>(&mut conn)
                     .await
-                    .map_err(db_err)?;
-                if n == 0 {
-                    Err(StorageError::NotFound)
-                } else {
-                    Ok(())
-                }
+                    .map_err(db_err)?
+                    .into_record()
             }
 
             async fn touch_key(
@@ -420,9 +422,9 @@ macro_rules! impl_store {
                 old_hash: &[u8; 32],
                 new_hash: &[u8; 32],
                 secret_id: &str,
-            ) -> Result<bool> {
+            ) -> Result<Option<KeyRecord>> {
                 let mut conn = self.conn().await?;
-                let n = diesel::update(
+                diesel::update(
                     by_id!(nid_str(nid), kind_str(KeyKind::Imported), key_id)
                         .filter(api_keys::hash.eq(old_hash.as_slice())),
                 )
@@ -430,10 +432,69 @@ macro_rules! impl_store {
                     api_keys::hash.eq(new_hash.as_slice()),
                     api_keys::hash_secret_id.eq(secret_id),
                 ))
+                .returning(Row::as_returning())
+                .get_result::<Row>(&mut conn)
+                .await
+                .optional()
+                .map_err(db_err)?
+                .map(Row::into_record)
+                .transpose()
+            }
+
+            async fn add_invalidation(
+                &self,
+                nid: Uuid,
+                cache_key: &str,
+                at: DateTime<Utc>,
+            ) -> Result<()> {
+                let mut conn = self.conn().await?;
+                diesel::insert_into(cache_invalidations::table)
+                    .values((
+                        cache_invalidations::nid.eq(nid_str(nid)),
+                        cache_invalidations::cache_key.eq(cache_key),
+                        cache_invalidations::create_time.eq(micros(at)),
+                    ))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(db_err)?;
+                Ok(())
+            }
+
+            async fn pending_invalidations(&self, limit: usize) -> Result<Vec<Invalidation>> {
+                let mut conn = self.conn().await?;
+                let rows: Vec<(i64, String, String)> = cache_invalidations::table
+                    .select((
+                        cache_invalidations::id,
+                        cache_invalidations::nid,
+                        cache_invalidations::cache_key,
+                    ))
+                    .order(cache_invalidations::id.asc())
+                    .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .load(&mut conn)
+                    .await
+                    .map_err(db_err)?;
+                rows.into_iter()
+                    .map(|(id, nid, cache_key)| {
+                        let nid = Uuid::parse_str(&nid).map_err(|e| {
+                            StorageError::Internal(format!("cache_invalidations.nid: {e}"))
+                        })?;
+                        Ok(Invalidation { id, nid, cache_key })
+                    })
+                    .collect()
+            }
+
+            async fn remove_invalidations(&self, ids: &[i64]) -> Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut conn = self.conn().await?;
+                diesel::delete(
+                    cache_invalidations::table.filter(cache_invalidations::id.eq_any(ids.to_vec())),
+                )
                 .execute(&mut conn)
                 .await
                 .map_err(db_err)?;
-                Ok(n > 0)
+                Ok(())
             }
 
             async fn count_active(&self, nid: Uuid, now: DateTime<Utc>) -> Result<u64> {
@@ -485,11 +546,12 @@ mod expand {
     use crate::conn::{PgStore, SqliteStore, db_err};
     use crate::error::{ConflictKind, Result, StorageError};
     use crate::model::{
-        BatchItemOutcome, InsertOutcome, KeyKind, KeyPatch, KeyRecord, KeyStatus, ListQuery,
-        Revocation,
+        BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, KeyStatus,
+        ListQuery, Revocation,
     };
     use crate::row::{
-        PatchRow, Row, STATUS_ACTIVE, STATUS_REVOKED, api_keys, kind_str, micros, nid_str,
+        PatchRow, Row, STATUS_ACTIVE, STATUS_REVOKED, api_keys, cache_invalidations, kind_str,
+        micros, nid_str,
     };
 
     impl PgStore {

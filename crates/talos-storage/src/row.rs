@@ -40,6 +40,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    cache_invalidations (id) {
+        id -> BigInt,
+        nid -> Text,
+        cache_key -> Text,
+        create_time -> BigInt,
+    }
+}
+
 /// Stored status codes; they follow the API's `KeyStatus` numbering (ACTIVE 1, REVOKED 2).
 pub(crate) const STATUS_ACTIVE: i16 = 1;
 pub(crate) const STATUS_REVOKED: i16 = 2;

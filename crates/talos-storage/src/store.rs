@@ -4,7 +4,8 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    BatchItemOutcome, InsertOutcome, KeyKind, KeyPatch, KeyRecord, ListQuery, Revocation,
+    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery,
+    Revocation,
 };
 
 /// The storage interface: everything the service needs, in domain types, scoped by network id.
@@ -80,8 +81,10 @@ pub trait Store: Send + Sync + 'static {
         revocation: &Revocation,
     ) -> Result<(KeyRecord, KeyRecord)>;
 
-    /// Hard delete. `NotFound` if missing.
-    async fn delete_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<()>;
+    /// Hard delete; returns the deleted row as it was at the delete (so the caller evicts the
+    /// cache entry of the row's current hash, even if a re-hash committed since it last read it).
+    /// `NotFound` if missing.
+    async fn delete_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord>;
 
     /// Set `last_used_time` (best effort; a missing row is not an error).
     async fn touch_key(
@@ -101,7 +104,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<KeyRecord>>;
 
     /// Replace an imported key's hash (re-hash under the current secret). Only applies if the
-    /// stored hash still equals `old_hash`; returns whether a row changed.
+    /// stored hash still equals `old_hash`; returns the row as it is after the change (its status
+    /// may differ from the row the caller read before), `None` if no row changed.
     async fn rehash_imported(
         &self,
         nid: Uuid,
@@ -109,10 +113,19 @@ pub trait Store: Send + Sync + 'static {
         old_hash: &[u8; 32],
         new_hash: &[u8; 32],
         secret_id: &str,
-    ) -> Result<bool>;
+    ) -> Result<Option<KeyRecord>>;
 
     /// Keys of both kinds that are stored-active and unexpired at `now`, for quotas.
     async fn count_active(&self, nid: Uuid, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Records a cache eviction that could not be delivered (the shared cache was unreachable).
+    async fn add_invalidation(&self, nid: Uuid, cache_key: &str, at: DateTime<Utc>) -> Result<()>;
+
+    /// The oldest recorded evictions, at most `limit`.
+    async fn pending_invalidations(&self, limit: usize) -> Result<Vec<Invalidation>>;
+
+    /// Forgets evictions that were delivered.
+    async fn remove_invalidations(&self, ids: &[i64]) -> Result<()>;
 
     /// Count imported rows whose `secret_id` is not in `known_secret_ids` (startup report).
     async fn count_imported_with_unknown_secret(&self, known_secret_ids: &[String]) -> Result<u64>;

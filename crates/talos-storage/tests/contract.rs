@@ -47,6 +47,7 @@ contract!(
     basic::touch,
     basic::hashes,
     basic::counts,
+    basic::invalidations,
     list::pagination,
     list::filters,
     batch::batch_duplicates,

@@ -478,8 +478,12 @@ impl Service {
     }
 
     pub async fn delete_imported(&self, nid: Uuid, key_id: &str) -> Result<()> {
-        let rec = self.get_key(nid, KeyKind::Imported, key_id).await?;
-        self.store
+        if kind_of_key_id(key_id) != Some(KeyKind::Imported) {
+            return Err(not_found(KeyKind::Imported));
+        }
+        // The row as deleted: its hash is the one a concurrent re-hash may have just written.
+        let rec = self
+            .store
             .delete_key(nid, KeyKind::Imported, key_id)
             .await
             .map_err(by_id(KeyKind::Imported))?;

@@ -2,6 +2,7 @@
 //! the credential formats, storage and the cache.
 
 mod derive;
+mod invalidation;
 mod keys;
 mod list;
 mod requests;
@@ -67,6 +68,10 @@ pub struct Service {
     limiter_errors: LogThrottle,
     /// At most one "cache unreachable" log line per interval (verification falls back to storage).
     cache_errors: LogThrottle,
+    /// Whether the cache may be read now (a lease, for caches shared between nodes).
+    cache_trust: Arc<invalidation::CacheTrust>,
+    /// Delivers recorded evictions and renews `cache_trust` (shared caches only).
+    _outbox: Option<invalidation::OutboxTask>,
 }
 
 /// Rate-limits a log line: at most one per `every`, counting what was suppressed in between.
@@ -177,7 +182,13 @@ impl Service {
     ) -> Result<Service> {
         let runtime = Runtime::build(config, Utc::now())
             .map_err(|e| CoreError::bad(format!("invalid configuration: {e}")))?;
+        // A cache other nodes write and evict too needs the outbox lease (invalidation.rs).
+        let cache_trust = Arc::new(invalidation::CacheTrust::new(cache.kind() == "redis"));
+        let outbox = (cache_trust.is_shared() && tokio::runtime::Handle::try_current().is_ok())
+            .then(|| invalidation::spawn_outbox(store.clone(), cache.clone(), cache_trust.clone()));
         Ok(Service {
+            cache_trust,
+            _outbox: outbox,
             runtime: ArcSwap::from_pointee(runtime),
             store,
             cache,
@@ -254,13 +265,6 @@ impl Service {
     /// Drops a key's verification cache entry after a mutation (on every node, for Redis).
     async fn evict(&self, rec: &KeyRecord) {
         self.evict_key(&Self::cache_key(rec.nid, rec)).await;
-    }
-
-    async fn evict_key(&self, key: &CacheKey) {
-        if let Err(e) = self.cache.evict(key).await {
-            // Not throttled: each one matters (the Redis cache keeps retrying in the background).
-            tracing::warn!(error = %e, cache = self.cache.kind(), "cache eviction failed");
-        }
     }
 
     /// Logs a failed cache read or write, at most once per interval.

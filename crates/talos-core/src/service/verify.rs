@@ -268,33 +268,38 @@ impl Service {
                     .unwrap_or_default();
                 self.verify_stored(&rt, req, now, count, cache_key, async {
                     let found = self.store.find_imported_by_hashes(nid, &hashes).await?;
-                    // Found under a retired secret: re-hash under the current one so the
-                    // retired secret can eventually be dropped.
-                    if let Some(rec) = &found
-                        && let Some(h) = rec.imported.as_ref().filter(|h| h.hash != current)
+                    let Some(rec) = found else { return Ok(None) };
+                    let Some(old) = rec
+                        .imported
+                        .as_ref()
+                        .map(|h| h.hash)
+                        .filter(|h| *h != current)
+                    else {
+                        return Ok(Some(rec));
+                    };
+                    // Found under a retired secret: re-hash under the current one so the retired
+                    // secret can eventually be dropped. The answer is the row the re-hash
+                    // returns, never `rec`: a mutation may have committed in between, and its
+                    // eviction named the hash it saw.
+                    match self
+                        .store
+                        .rehash_imported(nid, &rec.key_id, &old, &current, &current_id)
+                        .await
                     {
-                        match self
-                            .store
-                            .rehash_imported(nid, &rec.key_id, &h.hash, &current, &current_id)
-                            .await
-                        {
-                            Ok(_) => {
-                                // Nodes still on the old secret cache it under the old hash.
-                                self.evict_key(&CacheKey::new(nid, imported_cache_key(&h.hash)))
-                                    .await;
-                                let mut r = rec.clone();
-                                r.imported = Some(talos_storage::ImportedHash {
-                                    hash: current,
-                                    secret_id: current_id.clone(),
-                                });
-                                return Ok(Some(r));
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "re-hash of an imported key failed")
-                            }
+                        Ok(Some(fresh)) => {
+                            // Nodes still on the old secret cache it under the old hash.
+                            self.evict_key(&CacheKey::new(nid, imported_cache_key(&old)))
+                                .await;
+                            Ok(Some(fresh))
+                        }
+                        // Changed since it was read (re-hashed by another node, or deleted).
+                        Ok(None) => self.store.find_imported_by_hashes(nid, &hashes).await,
+                        Err(e) => {
+                            // Answered from `rec`, which is not cached: its hash is not `current`.
+                            tracing::warn!(error = %e, "re-hash of an imported key failed");
+                            Ok(Some(rec))
                         }
                     }
-                    Ok(found)
                 })
                 .await
             }
@@ -310,62 +315,78 @@ impl Service {
         cache_key: CacheKey,
         load: impl std::future::Future<Output = Result<Option<KeyRecord>, talos_storage::StorageError>>,
     ) -> VerifyOutcome {
-        let use_cache = rt.cache_enabled;
+        // A shared cache is read and filled only under the outbox lease (invalidation.rs).
+        let use_cache = rt.cache_enabled && self.cache_trust.trusted();
         let mut status = CacheStatus::Skip;
         let mut record: Option<CachedKey> = None;
-        if use_cache && req.cache == CacheMode::Normal {
+        if rt.cache_enabled && req.cache == CacheMode::Normal {
             status = CacheStatus::Miss;
-            match self.cache.get(&cache_key).await {
-                Ok(Some(hit)) => {
-                    status = CacheStatus::Hit;
-                    record = Some(hit);
+            if use_cache {
+                match self.cache.get(&cache_key).await {
+                    Ok(Some(hit)) => {
+                        status = CacheStatus::Hit;
+                        record = Some(hit);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.cache_error("read", &e),
                 }
-                Ok(None) => {}
-                Err(e) => self.cache_error("read", &e),
             }
         }
         let record = match record {
             Some(r) => r,
-            None => match load.await {
-                Ok(Some(r)) => {
-                    let r = Arc::new(r);
-                    // Only under the key that mutations evict: an imported row still hashed
-                    // under a retired secret (re-hash failed) is not cached.
-                    if use_cache
-                        && req.cache != CacheMode::NoStore
-                        && Self::cache_key(r.nid, &r) == cache_key
-                    {
-                        let ttl = match r.expire_time {
-                            Some(exp) => (exp - now)
-                                .to_std()
-                                .unwrap_or(Duration::ZERO)
-                                .min(rt.cache_ttl),
-                            None => rt.cache_ttl,
-                        };
-                        if ttl >= Duration::from_secs(1)
-                            && let Err(e) = self.cache.put(&cache_key, r.clone(), ttl).await
+            None => {
+                // Taken before the database read: the put below is refused if a mutation
+                // evicts the key in between (see talos_cache::Ticket).
+                let ticket = if use_cache && req.cache != CacheMode::NoStore {
+                    self.cache
+                        .ticket(&cache_key)
+                        .await
+                        .map_err(|e| self.cache_error("ticket", &e))
+                        .ok()
+                } else {
+                    None
+                };
+                match load.await {
+                    Ok(Some(r)) => {
+                        let r = Arc::new(r);
+                        // Only under the key that mutations evict: an imported row still hashed
+                        // under a retired secret (re-hash failed) is not cached.
+                        if let Some(ticket) = &ticket
+                            && Self::cache_key(r.nid, &r) == cache_key
                         {
-                            self.cache_error("write", &e);
+                            let ttl = match r.expire_time {
+                                Some(exp) => (exp - now)
+                                    .to_std()
+                                    .unwrap_or(Duration::ZERO)
+                                    .min(rt.cache_ttl),
+                                None => rt.cache_ttl,
+                            };
+                            if ttl >= Duration::from_secs(1)
+                                && let Err(e) =
+                                    self.cache.put(&cache_key, r.clone(), ttl, ticket).await
+                            {
+                                self.cache_error("write", &e);
+                            }
                         }
+                        r
                     }
-                    r
+                    Ok(None) => {
+                        return VerifyOutcome::failed(
+                            VerifyErrorCode::NotFound,
+                            "API key not found",
+                            status,
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "verification lookup failed");
+                        return VerifyOutcome::failed(
+                            VerifyErrorCode::Internal,
+                            "An internal server error occurred.",
+                            status,
+                        );
+                    }
                 }
-                Ok(None) => {
-                    return VerifyOutcome::failed(
-                        VerifyErrorCode::NotFound,
-                        "API key not found",
-                        status,
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "verification lookup failed");
-                    return VerifyOutcome::failed(
-                        VerifyErrorCode::Internal,
-                        "An internal server error occurred.",
-                        status,
-                    );
-                }
-            },
+            }
         };
         let ip_restricted = record.allowed_cidrs.as_ref().is_some_and(|c| !c.is_empty());
         let limit = record

@@ -337,7 +337,11 @@ pub async fn delete(db: &TestDb) {
     let k = inserted(s.insert_key(&imported(n, 1)).await.unwrap());
     assert_not_found(s.delete_key(n, KeyKind::Issued, &k.key_id).await);
     assert_not_found(s.delete_key(nid(), KeyKind::Imported, &k.key_id).await);
-    s.delete_key(n, KeyKind::Imported, &k.key_id).await.unwrap();
+    // The deleted row comes back, with the hash it had at the delete.
+    assert_eq!(
+        s.delete_key(n, KeyKind::Imported, &k.key_id).await.unwrap(),
+        k
+    );
     assert_not_found(s.get_key(n, KeyKind::Imported, &k.key_id).await);
     assert_not_found(s.delete_key(n, KeyKind::Imported, &k.key_id).await);
     // The hash is free again.
@@ -397,19 +401,38 @@ pub async fn hashes(db: &TestDb) {
 
     // Rehash applies only while the stored hash is still the old one.
     assert!(
-        !s.rehash_imported(n, &k.key_id, &hash(98), &hash(50), "s2")
+        s.rehash_imported(n, &k.key_id, &hash(98), &hash(50), "s2")
             .await
             .unwrap()
+            .is_none()
     );
+    // It returns the row as it is now: a revoke that committed after the caller read the row
+    // shows (the caller must not act on its older copy).
+    let revoked = s
+        .revoke_key(
+            n,
+            KeyKind::Imported,
+            &k.key_id,
+            &Revocation {
+                reason: RevocationReason::KeyCompromise,
+                description: None,
+                at: now(),
+            },
+        )
+        .await
+        .unwrap();
+    let rehashed = s
+        .rehash_imported(n, &k.key_id, &hash(1), &hash(50), "s2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rehashed.status, revoked.status);
+    assert_eq!(rehashed.imported.as_ref().unwrap().hash, hash(50));
     assert!(
-        s.rehash_imported(n, &k.key_id, &hash(1), &hash(50), "s2")
+        s.rehash_imported(n, &k.key_id, &hash(1), &hash(51), "s3")
             .await
             .unwrap()
-    );
-    assert!(
-        !s.rehash_imported(n, &k.key_id, &hash(1), &hash(51), "s3")
-            .await
-            .unwrap()
+            .is_none()
     );
     assert_eq!(
         s.find_imported_by_hashes(n, &[hash(1)]).await.unwrap(),
@@ -427,11 +450,12 @@ pub async fn hashes(db: &TestDb) {
             secret_id: "s2".into()
         })
     );
-    assert_eq!(got.update_time, k.update_time);
+    assert_eq!(got.update_time, revoked.update_time);
     assert!(
-        !s.rehash_imported(n, "missing", &hash(50), &hash(52), "s2")
+        s.rehash_imported(n, "missing", &hash(50), &hash(52), "s2")
             .await
             .unwrap()
+            .is_none()
     );
     // Taking another key's hash is a duplicate.
     assert_conflict(
@@ -485,4 +509,28 @@ pub async fn counts(db: &TestDb) {
             .unwrap(),
         3
     );
+}
+
+pub async fn invalidations(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.pending_invalidations(10).await.unwrap().is_empty());
+    let (a, b) = (nid(), nid());
+    s.add_invalidation(a, "k1", now()).await.unwrap();
+    s.add_invalidation(b, "h:00ff", now()).await.unwrap();
+    s.add_invalidation(a, "k1", now()).await.unwrap();
+    let all = s.pending_invalidations(10).await.unwrap();
+    let got: Vec<_> = all.iter().map(|i| (i.nid, i.cache_key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![(a, "k1"), (b, "h:00ff"), (a, "k1")],
+        "oldest first"
+    );
+    assert_eq!(s.pending_invalidations(2).await.unwrap(), all[..2]);
+    s.remove_invalidations(&[all[0].id, all[2].id])
+        .await
+        .unwrap();
+    assert_eq!(s.pending_invalidations(10).await.unwrap(), all[1..2]);
+    s.remove_invalidations(&[]).await.unwrap();
+    s.remove_invalidations(&[all[1].id]).await.unwrap();
+    assert!(s.pending_invalidations(10).await.unwrap().is_empty());
 }
