@@ -378,7 +378,9 @@ pub struct RedisConfig {
 }
 
 /// The small in-process layer (L1) in front of the Redis cache. Invalidation reaches it over
-/// pub/sub on every node; its TTL bounds staleness only if that channel fails undetected.
+/// pub/sub on every node; a channel that stalls silently is noticed within the heartbeat lease
+/// (`talos_cache::L1_LEASE`, 2 s), which bounds how long L1 may answer after a mutation on another
+/// node. Off by default, so that by default no answer ever outlives a mutation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalCacheConfig {
@@ -389,7 +391,7 @@ pub struct LocalCacheConfig {
 impl Default for LocalCacheConfig {
     fn default() -> Self {
         LocalCacheConfig {
-            enabled: true,
+            enabled: false,
             ttl: ConfigDuration::secs(10),
         }
     }

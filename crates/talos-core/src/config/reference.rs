@@ -102,7 +102,7 @@ fn describe(path: &str) -> Option<&'static str> {
             "Prefix of every Redis key and channel (`<prefix>:v1:…`); deployments sharing one Redis need different ones."
         }
         "cache.redis.local.enabled" => {
-            "Keep a small in-process layer in front of Redis (`cache.type: redis`); pub/sub invalidation evicts it on every node."
+            "Keep a small in-process layer in front of Redis (`cache.type: redis`), saving a Redis round trip per hit. Off by default: pub/sub invalidation evicts it on every node, but a node whose channel stalls silently may answer from it for up to 2 s (the heartbeat lease) after a mutation elsewhere returned (docs/ARCHITECTURE.md, \"Revocation integrity\")."
         }
         "cache.redis.local.ttl" => {
             "Longest life of an entry in that in-process layer (bounded by `cache.memory.max_size`)."
