@@ -216,7 +216,7 @@ fn trend(s: &[Sample]) -> Vec<String> {
         v.iter().map(|x| f(x)).sum::<f64>() / v.len() as f64
     };
     let mut out = Vec::new();
-    let metrics: [Metric; 3] = [
+    let metrics: [Metric<'_>; 3] = [
         ("rss", &|x| x.rss_kib as f64, 0.10, 4096.0),
         ("fds", &|x| x.fds as f64, 0.10, 8.0),
         ("p99", &|x| x.p99_ms, 0.50, 2.0),
