@@ -54,6 +54,7 @@ impl Answer {
 pub struct Api {
     pub addr: SocketAddr,
     client: reqwest::Client,
+    fresh: bool,
 }
 
 /// One timed request.
@@ -79,6 +80,7 @@ impl Api {
         Ok(Api {
             addr,
             client: b.build()?,
+            fresh: fresh_conns,
         })
     }
 
@@ -100,6 +102,9 @@ impl Api {
         }
         if no_cache {
             rb = rb.header("Cache-Control", "no-cache");
+        }
+        if self.fresh {
+            rb = rb.header("Connection", "close");
         }
         let res = rb.send().await;
         let (answer, body, cache) = match res {
@@ -239,11 +244,18 @@ pub struct Tally {
     pub valid_from: BTreeMap<String, u64>,
     pub latencies_us: Vec<u64>,
     pub max: Duration,
+    /// The first "connection broken" error text, to say what broke.
+    pub broken: Option<String>,
 }
 
 impl Tally {
     pub fn add(&mut self, t: &Timed) {
         *self.answers.entry(t.answer.label()).or_default() += 1;
+        if let Answer::Broken(e) = &t.answer
+            && self.broken.is_none()
+        {
+            self.broken = Some(e.chars().take(300).collect());
+        }
         if t.answer == Answer::Valid {
             *self.valid_from.entry(t.cache.clone()).or_default() += 1;
         }
@@ -264,6 +276,9 @@ impl Tally {
         }
         self.latencies_us.extend_from_slice(&o.latencies_us);
         self.max = self.max.max(o.max);
+        if self.broken.is_none() {
+            self.broken.clone_from(&o.broken);
+        }
     }
 
     pub fn percentile(&self, p: f64) -> Duration {

@@ -187,17 +187,11 @@ pub async fn pg_stalled(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     .await;
 
     // 2. A session holding ACCESS EXCLUSIVE on api_keys: every read and write of it waits.
-    let mut lock = pg
+    let lock = pg
         .hold_lock("talos", "api_keys", Duration::from_secs(300))
         .await?;
     probe_for(&api, &keys, &mut t, "table lock", window).await;
-    pg.psql(
-        "postgres",
-        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-         WHERE c.relname = 'api_keys' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-    )
-    .await?;
-    let _ = lock.kill().await;
+    pg.release_lock(lock).await?;
     let rec2 = recover(Duration::from_secs(60), async || {
         storage_back(&api, &keys).await
     })
@@ -400,26 +394,55 @@ pub async fn sqlite_disk(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         api.issue_timed(&actor).await.answer.is_http(201)
     })
     .await;
+    let up_after_full = node.is_running();
 
-    // Read-only filesystem.
+    // Read-only filesystem. Linux refuses to remount read-only under a process holding files
+    // open for writing, so the node is stopped, the filesystem remounted read-only, and a node
+    // started on it.
+    node.signal("TERM");
+    if node.wait_exit(Duration::from_secs(15)).await.is_none() {
+        node.kill9().await;
+    }
     let ro = std::process::Command::new("mount")
         .args(["-o", "remount,ro"])
         .arg(&mnt)
         .status()?
         .success();
-    let mut rec_ro = None;
-    if ro {
-        disk_probes(&api, &key, &actor, &mut t, "read-only").await;
-        std::process::Command::new("mount")
-            .args(["-o", "remount,rw"])
-            .arg(&mnt)
-            .status()?;
-        rec_ro = recover(Duration::from_secs(30), async || {
-            api.issue_timed(&actor).await.answer.is_http(201)
-        })
-        .await;
-    } else {
+    let mut ro_node = None;
+    if !ro {
         rep.note("remount,ro failed: read-only case not run");
+    } else {
+        match ctx.node(ctx.spec("g-ro", &dsn, "noop")).await {
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let first = msg.lines().find(|l| l.contains("rror")).unwrap_or(&msg);
+                rep.check(
+                    "read-only: refused at startup with a clear error",
+                    first.to_lowercase().contains("read"),
+                    first.chars().take(300).collect::<String>(),
+                );
+            }
+            Ok(n) => {
+                let api = Api::new(n.addr, Duration::from_secs(30), false)?;
+                disk_probes(&api, &key, &actor, &mut t, "read-only").await;
+                std::process::Command::new("mount")
+                    .args(["-o", "remount,rw"])
+                    .arg(&mnt)
+                    .status()?;
+                let rec_ro = recover(Duration::from_secs(15), async || {
+                    api.issue_timed(&actor).await.answer.is_http(201)
+                })
+                .await;
+                rep.check(
+                    "read-only: writes recover after remount rw without a restart",
+                    rec_ro.is_some(),
+                    rec_ro.map_or("no 201 within 15 s".into(), |d| {
+                        format!("{} ms", d.as_millis())
+                    }),
+                );
+                ro_node = Some(n);
+            }
+        }
     }
     for (k, v) in &t {
         rep.row(k, v);
@@ -451,17 +474,23 @@ pub async fn sqlite_disk(ctx: &Ctx, rep: &mut Report) -> Result<()> {
             verify.summary(),
         );
     }
-    rep.check("server still running", node.is_running(), "");
-    for (what, rec) in [("disk full", rec_full), ("read-only", rec_ro)] {
-        rep.check(
-            &format!("{what}: writes recover without a restart"),
-            rec.is_some(),
-            rec.map_or("no 201 within 30 s".into(), |d| {
-                format!("{} ms", d.as_millis())
-            }),
-        );
-    }
+    rep.check("disk full: server still running", up_after_full, "");
+    rep.check(
+        "disk full: writes recover without a restart",
+        rec_full.is_some(),
+        rec_full.map_or("no 201 within 30 s".into(), |d| {
+            format!("{} ms", d.as_millis())
+        }),
+    );
     rep.recovery_ms = rec_full.map(|d| d.as_millis() as u64);
+    if let Some(mut n) = ro_node {
+        rep.check("read-only: node still running", n.is_running(), "");
+        n.kill9().await;
+    }
+    let _ = std::process::Command::new("mount")
+        .args(["-o", "remount,rw"])
+        .arg(&mnt)
+        .status();
     let integrity = tokio::process::Command::new("sqlite3")
         .arg(&db)
         .arg("PRAGMA integrity_check")
@@ -471,7 +500,6 @@ pub async fn sqlite_disk(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         .trim()
         .to_string();
     rep.check("integrity_check afterwards", text == "ok", text);
-    node.kill9().await;
     drop(dir);
     Ok(())
 }

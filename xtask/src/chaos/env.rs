@@ -193,6 +193,19 @@ impl PgCluster {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// Ends the session of `hold_lock` (its backend would otherwise sleep on, holding the lock).
+    pub async fn release_lock(&self, mut child: Child) -> Result<()> {
+        self.psql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{LOCK_APP}'"
+            ),
+        )
+        .await?;
+        let _ = child.kill().await;
+        Ok(())
+    }
+
     /// A psql session that holds `LOCK TABLE … ACCESS EXCLUSIVE` until killed (or `hold` ends).
     pub async fn hold_lock(&self, db: &str, table: &str, hold: Duration) -> Result<Child> {
         let sql = format!(
@@ -200,6 +213,7 @@ impl PgCluster {
             hold.as_secs()
         );
         let mut child = Command::new("psql")
+            .env("PGAPPNAME", LOCK_APP)
             .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "-A", "-t"])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", &sql])
             .stdout(Stdio::piped())
@@ -245,6 +259,8 @@ impl Drop for PgCluster {
         }
     }
 }
+
+const LOCK_APP: &str = "talos-chaos-lock";
 
 fn as_postgres(bin: &Path) -> Command {
     let mut c = Command::new("runuser");

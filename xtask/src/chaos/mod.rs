@@ -155,6 +155,9 @@ impl Report {
     }
 
     pub fn row(&mut self, probe: &str, t: &Tally) {
+        if let Some(b) = &t.broken {
+            self.note(format!("{probe}: a broken connection said: {b}"));
+        }
         self.rows.push(Row {
             probe: probe.into(),
             answers: t.summary(),

@@ -190,7 +190,9 @@ pub async fn missed_invalidation(ctx: &Ctx, rep: &mut Report) -> Result<()> {
 }
 
 pub async fn sigterm(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let dsn = format!("sqlite://{}", ctx.work.join("e.db").display());
+    // PostgreSQL, so SQLite's single writer does not mix lock waits into the shutdown picture.
+    let pg = PgCluster::start().await?;
+    let dsn = pg.dsn_via(pg.addr(), "talos");
     migrate(&ctx.bin, &dsn).await?;
     let mut node = ctx.node(ctx.spec("e", &dsn, "memory")).await?;
     // A new connection per request: a failure belongs to that request alone.
@@ -216,6 +218,10 @@ pub async fn sigterm(ctx: &Ctx, rep: &mut Report) -> Result<()> {
                 };
                 let after_term = term_at.lock().unwrap().is_some_and(|at| sent >= at);
                 if after_term { &mut after } else { &mut before }.add(&t);
+                if t.answer == Answer::Refused {
+                    // The node is gone; no point spinning on connect.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             }
             (before, after)
         }));
@@ -308,6 +314,9 @@ pub async fn overload(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let (t_over, rss_max, secs) =
         load(&api_over, &key, over, Duration::from_secs(10), node.pid).await;
     rep.row(&format!("{over} connections (10x)"), &t_over);
+    // The client's idle keep-alive connections would count as the server's open files.
+    drop(api_over);
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let admitted = t_over.answers.get("valid").copied().unwrap_or(0);
     let shed = t_over
         .answers
