@@ -1,8 +1,10 @@
 //! Project automation: `cargo xtask bench` (the HTTP load harness, issue 7) and the baseline
-//! server it measures Talos against.
+//! server it measures Talos against; `cargo xtask chaos` and `cargo xtask soak` (the
+//! fault-injection suite and the soak run of issue 11, see docs/reliability.md).
 
 mod baseline;
 mod bench;
+mod chaos;
 mod http;
 mod oha;
 mod report;
@@ -21,6 +23,11 @@ struct Cli {
 enum Cmd {
     /// Load-test talos-server over loopback with wrk (see docs/benchmarks.md).
     Bench(bench::Args),
+    /// Fault injection against live talos-server nodes on the harness's own PostgreSQL and
+    /// Redis (see docs/reliability.md).
+    Chaos(chaos::Args),
+    /// Half load for N minutes, sampling RSS, open files and p99 every 10 s.
+    Soak(chaos::soak::Args),
     /// The framework ceiling: a minimal actix-web server answering a verify-shaped JSON POST
     /// with a fixed JSON body (no crypto, no storage).
     BaselineServer {
@@ -35,6 +42,8 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Bench(args) => bench::run(args),
+        Cmd::Chaos(args) => chaos::run(args),
+        Cmd::Soak(args) => chaos::soak::run(args),
         Cmd::BaselineServer { port, workers } => baseline::serve(port, workers),
     }
 }
