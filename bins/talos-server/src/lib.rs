@@ -1,5 +1,6 @@
 //! `talos-server`: serve the API, run migrations, print the version.
 
+mod admin_token;
 mod dev;
 mod serve;
 
@@ -37,6 +38,24 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// Manage admin API tokens.
+    AdminToken {
+        #[command(subcommand)]
+        action: AdminTokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenAction {
+    /// Print a new random token on stdout and its `serve.http.admin_auth.tokens` entry on stderr.
+    Generate {
+        /// Name of the token (appears in audit events).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: admin, keys:read, keys:write, keys:verify, usage:write.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +84,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
             config,
         } => migrate(action, database, config).await,
+        Command::AdminToken {
+            action: AdminTokenAction::Generate { name, scopes },
+        } => admin_token::generate(&name, &scopes),
         Command::Version => {
             println!("talos-server {}", env!("CARGO_PKG_VERSION"));
             Ok(())

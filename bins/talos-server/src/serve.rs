@@ -150,6 +150,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
+        access: Default::default(),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.
@@ -171,6 +172,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind((http.host.as_str(), http.port))
         .with_context(|| format!("cannot listen on {}:{}", http.host, http.port))?;
     let addr = listener.local_addr()?;
+    if service.runtime().admin_tokens.is_empty() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the admin API is open to anyone who can reach {addr}: set serve.http.admin_auth.tokens (see `talos-server admin-token generate`) or bind to a loopback address"
+        );
+    }
     let api = talos_http::server(state.clone(), listener, http.workers)?;
     let m = &config.serve.metrics;
     let health = match std::net::TcpListener::bind((m.host.as_str(), m.port)) {

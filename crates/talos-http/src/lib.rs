@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "512"]
 
+pub mod auth;
 pub mod endpoints;
 mod error;
 pub mod extract;
@@ -9,6 +10,7 @@ mod middleware;
 pub mod openapi;
 pub mod wire;
 
+pub use auth::Access;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
 
@@ -41,6 +43,8 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
     /// `serve.http.cors`: browser access to the API (off by default).
     pub cors: talos_core::config::CorsConfig,
+    /// Access control: admin-token failure logging (tokens themselves live in the runtime snapshot).
+    pub access: Access,
 }
 
 /// Renders the metrics registry in the Prometheus text format.

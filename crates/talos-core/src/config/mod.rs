@@ -12,6 +12,8 @@ pub use types::{ByteSize, ConfigDuration};
 use serde::{Deserialize, Serialize};
 use talos_secrets::{RetiredSecret, Secret};
 
+pub use crate::admin_auth::{AdminAuthConfig, AdminTokenConfig};
+
 /// The whole configuration. Every section is optional; defaults follow upstream except where
 /// `decisions.md` overrides them (key prefix `talos`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -49,6 +51,8 @@ pub struct HttpConfig {
     pub cors: CorsConfig,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// Bearer tokens for `/v2alpha1/admin/*` (reloadable).
+    pub admin_auth: AdminAuthConfig,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +65,7 @@ impl Default for HttpConfig {
             request_log: RequestLogConfig::default(),
             cors: CorsConfig::default(),
             workers: 0,
+            admin_auth: AdminAuthConfig::default(),
         }
     }
 }

@@ -31,6 +31,9 @@ fn describe(path: &str) -> Option<&'static str> {
         | "serve.http.cors.debug" => {
             "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored)."
         }
+        "serve.http.admin_auth.tokens" => {
+            "Admin API bearer tokens `[{name, sha256, scopes}]` (as env, a JSON list); empty = the admin API is open. Scopes: `admin`, `keys:read`, `keys:write`, `keys:verify`, `usage:write`. Reloadable."
+        }
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
         "serve.metrics.host" => "Address of the metrics port (`/metrics`, `/health/*`).",
         "serve.metrics.port" => "Port of `/metrics` and the health endpoints.",
@@ -169,7 +172,7 @@ pub fn reference_markdown() -> Result<String, Vec<String>> {
          `1w`, `1mo`, `1y`. Unknown keys in the file are an error. `secrets.default` and `secrets.pagination`\n\
          (from the quickstart) are accepted and ignored with a warning.\n\n\
          Reloaded on file change, as one atomic swap: `secrets.*`, `credentials.*`, `cache.ttl`, `cache.enabled`,\n\
-         `rate_limit.enabled`, `quota.*`. Everything else needs a restart.\n\n\
+         `rate_limit.enabled`, `quota.*`, `serve.http.admin_auth.tokens`. Everything else needs a restart.\n\n\
          | key | type | default | environment variable | description |\n|---|---|---|---|---|\n",
     );
     let mut missing = Vec::new();
