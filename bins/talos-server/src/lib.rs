@@ -60,12 +60,33 @@ pub enum AdminTokenAction {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// Which routes to serve: `all`, `admin` (the admin API, internal) or `public` (self-revoke,
+    /// JWKS; internet-facing).
+    #[arg(value_enum, default_value_t = PlaneArg::All)]
+    pub plane: PlaneArg,
     /// YAML configuration file (watched: secrets and credentials reload on change).
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
     /// Development setup: embedded SQLite and a generated secret in the working directory.
     #[arg(long)]
     pub dev: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlaneArg {
+    All,
+    Admin,
+    Public,
+}
+
+impl From<PlaneArg> for talos_http::Plane {
+    fn from(p: PlaneArg) -> Self {
+        match p {
+            PlaneArg::All => talos_http::Plane::All,
+            PlaneArg::Admin => talos_http::Plane::Admin,
+            PlaneArg::Public => talos_http::Plane::Public,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

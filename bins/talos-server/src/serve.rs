@@ -87,6 +87,7 @@ async fn prepare_database(c: &Config) -> anyhow::Result<()> {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let plane = talos_http::Plane::from(args.plane);
     let source = ConfigSource::from_process(args.config.clone());
     let base = if args.dev {
         Some(dev::base_config(&std::env::current_dir()?)?)
@@ -150,7 +151,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
-        access: Default::default(),
+        access: talos_http::Access::new(plane),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.
@@ -172,7 +173,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind((http.host.as_str(), http.port))
         .with_context(|| format!("cannot listen on {}:{}", http.host, http.port))?;
     let addr = listener.local_addr()?;
-    if service.runtime().admin_tokens.is_empty() && !addr.ip().is_loopback() {
+    if plane.has_admin() && service.runtime().admin_tokens.is_empty() && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
             "the admin API is open to anyone who can reach {addr}: set serve.http.admin_auth.tokens (see `talos-server admin-token generate`) or bind to a loopback address"
@@ -187,7 +188,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    tracing::info!(%addr, dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
+    tracing::info!(%addr, plane = plane.as_str(), dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
 
     // Reload: poll the file (cheap, and it follows symlink swaps of the file or its directory).
     if source.path.is_some() {

@@ -19,21 +19,31 @@ use talos_core::admin_auth::Scope;
 use crate::AppState;
 use crate::endpoints::{Endpoint, Method};
 use crate::error::ApiError;
+use crate::planes::Plane;
 
 /// `WWW-Authenticate` of a 401 from an admin route.
 pub const CHALLENGE: &str = "Bearer realm=\"talos\"";
 
 /// Access-control state shared by every worker.
 pub struct Access {
+    /// The routes this process serves.
+    pub plane: Plane,
     /// At most one "admin authentication failed" log line per interval (the metric counts all).
     failures: LogThrottle,
 }
 
-impl Default for Access {
-    fn default() -> Self {
+impl Access {
+    pub fn new(plane: Plane) -> Self {
         Access {
+            plane,
             failures: LogThrottle::new(Duration::from_secs(10)),
         }
+    }
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access::new(Plane::All)
     }
 }
 

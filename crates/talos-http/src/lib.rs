@@ -8,11 +8,13 @@ pub mod extract;
 mod handlers;
 mod middleware;
 pub mod openapi;
+pub mod planes;
 pub mod wire;
 
 pub use auth::Access;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
+pub use planes::Plane;
 
 use std::sync::Arc;
 
@@ -60,7 +62,12 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
 
 /// The API routes (health, version and the OpenAPI document included).
 pub fn routes(cfg: &mut ServiceConfig) {
-    endpoints::register(cfg, endpoints::ENDPOINTS.iter());
+    plane_routes(Plane::All, cfg);
+}
+
+/// The routes `plane` serves.
+pub fn plane_routes(plane: Plane, cfg: &mut ServiceConfig) {
+    endpoints::register(cfg, endpoints::ENDPOINTS.iter().filter(|e| plane.serves(e)));
 }
 
 /// `/health/alive`, `/health/ready`, `/version`, `/openapi.json` (also served on the metrics port).
@@ -123,9 +130,10 @@ pub fn app(
     >,
 > {
     let cors = actix_web::middleware::Condition::new(state.cors.enabled, cors(&state.cors));
+    let plane = state.access.plane;
     App::new()
         .app_data(state)
-        .configure(routes)
+        .configure(|cfg| plane_routes(plane, cfg))
         .default_service(web::to(misc::not_found))
         .wrap(cors)
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
