@@ -60,6 +60,27 @@ fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
     Some(h.finish())
 }
 
+/// `serve.http.allowed_hosts`, or loopback names on a loopback bind; plus the networks' hostnames.
+fn host_policy(c: &Config) -> talos_http::HostPolicy {
+    let host = c.serve.http.host.trim();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let networks: Vec<String> = if c.multitenancy.enabled {
+        c.multitenancy
+            .networks
+            .iter()
+            .map(|n| n.hostname.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    talos_http::HostPolicy::new(&c.serve.http.allowed_hosts, &networks, loopback)
+}
+
 async fn prepare_database(c: &Config) -> anyhow::Result<()> {
     match Backend::from_dsn(&c.db.dsn)? {
         Backend::Sqlite => {
@@ -151,7 +172,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
-        access: talos_http::Access::new(plane),
+        access: talos_http::Access::new(plane).with_hosts(host_policy(&config)),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.

@@ -19,6 +19,7 @@ use talos_core::admin_auth::Scope;
 use crate::AppState;
 use crate::endpoints::{Endpoint, Method};
 use crate::error::ApiError;
+use crate::guard::HostPolicy;
 use crate::planes::Plane;
 
 /// `WWW-Authenticate` of a 401 from an admin route.
@@ -28,6 +29,8 @@ pub const CHALLENGE: &str = "Bearer realm=\"talos\"";
 pub struct Access {
     /// The routes this process serves.
     pub plane: Plane,
+    /// Accepted `Host` values.
+    pub hosts: HostPolicy,
     /// At most one "admin authentication failed" log line per interval (the metric counts all).
     failures: LogThrottle,
 }
@@ -36,8 +39,16 @@ impl Access {
     pub fn new(plane: Plane) -> Self {
         Access {
             plane,
+            hosts: HostPolicy::any(),
             failures: LogThrottle::new(Duration::from_secs(10)),
         }
+    }
+}
+
+impl Access {
+    pub fn with_hosts(mut self, hosts: HostPolicy) -> Self {
+        self.hosts = hosts;
+        self
     }
 }
 

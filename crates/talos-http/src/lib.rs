@@ -5,6 +5,7 @@ pub mod auth;
 pub mod endpoints;
 mod error;
 pub mod extract;
+pub mod guard;
 mod handlers;
 mod middleware;
 pub mod openapi;
@@ -14,6 +15,7 @@ pub mod wire;
 pub use auth::Access;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
+pub use guard::HostPolicy;
 pub use planes::Plane;
 
 use std::sync::Arc;
@@ -136,6 +138,7 @@ pub fn app(
         .configure(|cfg| plane_routes(plane, cfg))
         .default_service(web::to(misc::not_found))
         .wrap(cors)
+        .wrap(actix_web::middleware::from_fn(guard::browser_and_host))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }
 

@@ -53,6 +53,8 @@ pub struct HttpConfig {
     pub workers: usize,
     /// Bearer tokens for `/v2alpha1/admin/*` (reloadable).
     pub admin_auth: AdminAuthConfig,
+    /// Accepted `Host` names (421 otherwise); empty = loopback names on a loopback bind, else any.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -66,6 +68,7 @@ impl Default for HttpConfig {
             cors: CorsConfig::default(),
             workers: 0,
             admin_auth: AdminAuthConfig::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
