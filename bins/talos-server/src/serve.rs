@@ -163,9 +163,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             version: env!("CARGO_PKG_VERSION").into(),
             commit: option_env!("TALOS_COMMIT").unwrap_or("unknown").into(),
             build_time: option_env!("TALOS_BUILD_TIME").unwrap_or("unknown").into(),
-            config_hash: file_fingerprint(source.path.as_deref())
-                .map(|h| format!("{h:016x}"))
-                .unwrap_or_default(),
+            config_hash: talos_core::config::config_hash(&config),
         },
         client_ip_source,
         trust_forwarded_host: config.serve.http.trust_forwarded_host,

@@ -1,10 +1,12 @@
 //! The configuration tree: one typed tree, loaded once from a YAML file and `TALOS_*` environment
 //! variables (see [`load`]), then passed explicitly.
 
+mod fingerprint;
 mod load;
 mod reference;
 mod types;
 
+pub use fingerprint::config_hash;
 pub use load::{ConfigError, ConfigSource, env_var_names, load, load_str, load_with_base};
 pub use reference::reference_markdown;
 pub use types::{ByteSize, ConfigDuration};
