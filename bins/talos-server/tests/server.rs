@@ -147,10 +147,8 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
             "talos-dev.db-shm",
         ] {
             let p = dir.path().join(f);
-            if f.ends_with("-wal") || f.ends_with("-shm") {
-                if !p.exists() {
-                    continue;
-                }
+            if (f.ends_with("-wal") || f.ends_with("-shm")) && !p.exists() {
+                continue;
             }
             assert_eq!(
                 std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
