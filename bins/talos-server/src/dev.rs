@@ -54,9 +54,36 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
+/// Creates the dev database file owner-only before SQLite opens it (SQLite gives its `-wal` and
+/// `-shm` files the database's mode), and tightens one created by an older version.
+fn private_database(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let p = path.with_file_name(format!("{DB_FILE}{suffix}"));
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("restricting {}", p.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// The development defaults, as the lowest configuration layer.
 pub fn base_config(dir: &Path) -> anyhow::Result<Value> {
     let s = secrets(dir)?;
+    private_database(&dir.join(DB_FILE))?;
     let hmac = s["hmac_secret"]
         .as_str()
         .context("hmac_secret missing from the dev secrets file")?;

@@ -1,5 +1,6 @@
 //! `talos-server`: serve the API, run migrations, print the version.
 
+mod admin_token;
 mod dev;
 mod serve;
 
@@ -37,16 +38,55 @@ pub enum Command {
     },
     /// Print the version.
     Version,
+    /// Manage admin API tokens.
+    AdminToken {
+        #[command(subcommand)]
+        action: AdminTokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenAction {
+    /// Print a new random token on stdout and its `serve.http.admin_auth.tokens` entry on stderr.
+    Generate {
+        /// Name of the token (appears in audit events).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: admin, keys:read, keys:write, keys:verify, usage:write.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// Which routes to serve: `all`, `admin` (the admin API, internal) or `public` (self-revoke,
+    /// JWKS; internet-facing).
+    #[arg(value_enum, default_value_t = PlaneArg::All)]
+    pub plane: PlaneArg,
     /// YAML configuration file (watched: secrets and credentials reload on change).
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
     /// Development setup: embedded SQLite and a generated secret in the working directory.
     #[arg(long)]
     pub dev: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlaneArg {
+    All,
+    Admin,
+    Public,
+}
+
+impl From<PlaneArg> for talos_http::Plane {
+    fn from(p: PlaneArg) -> Self {
+        match p {
+            PlaneArg::All => talos_http::Plane::All,
+            PlaneArg::Admin => talos_http::Plane::Admin,
+            PlaneArg::Public => talos_http::Plane::Public,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +105,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             database,
             config,
         } => migrate(action, database, config).await,
+        Command::AdminToken {
+            action: AdminTokenAction::Generate { name, scopes },
+        } => admin_token::generate(&name, &scopes),
         Command::Version => {
             println!("talos-server {}", env!("CARGO_PKG_VERSION"));
             Ok(())

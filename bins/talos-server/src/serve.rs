@@ -60,6 +60,27 @@ fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
     Some(h.finish())
 }
 
+/// `serve.http.allowed_hosts`, or loopback names on a loopback bind; plus the networks' hostnames.
+fn host_policy(c: &Config) -> talos_http::HostPolicy {
+    let host = c.serve.http.host.trim();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let networks: Vec<String> = if c.multitenancy.enabled {
+        c.multitenancy
+            .networks
+            .iter()
+            .map(|n| n.hostname.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    talos_http::HostPolicy::new(&c.serve.http.allowed_hosts, &networks, loopback)
+}
+
 async fn prepare_database(c: &Config) -> anyhow::Result<()> {
     match Backend::from_dsn(&c.db.dsn)? {
         Backend::Sqlite => {
@@ -87,6 +108,7 @@ async fn prepare_database(c: &Config) -> anyhow::Result<()> {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let plane = talos_http::Plane::from(args.plane);
     let source = ConfigSource::from_process(args.config.clone());
     let base = if args.dev {
         Some(dev::base_config(&std::env::current_dir()?)?)
@@ -141,15 +163,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             version: env!("CARGO_PKG_VERSION").into(),
             commit: option_env!("TALOS_COMMIT").unwrap_or("unknown").into(),
             build_time: option_env!("TALOS_BUILD_TIME").unwrap_or("unknown").into(),
-            config_hash: file_fingerprint(source.path.as_deref())
-                .map(|h| format!("{h:016x}"))
-                .unwrap_or_default(),
+            config_hash: talos_core::config::config_hash(&config),
         },
         client_ip_source,
         trust_forwarded_host: config.serve.http.trust_forwarded_host,
         exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
+        access: talos_http::Access::new(plane).with_hosts(host_policy(&config)),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.
@@ -171,6 +192,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind((http.host.as_str(), http.port))
         .with_context(|| format!("cannot listen on {}:{}", http.host, http.port))?;
     let addr = listener.local_addr()?;
+    if plane.has_admin() && service.runtime().admin_tokens.is_empty() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "the admin API is open to anyone who can reach {addr}: set serve.http.admin_auth.tokens (see `talos-server admin-token generate`) or bind to a loopback address"
+        );
+    }
     let api = talos_http::server(state.clone(), listener, http.workers)?;
     let m = &config.serve.metrics;
     let health = match std::net::TcpListener::bind((m.host.as_str(), m.port)) {
@@ -180,7 +207,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    tracing::info!(%addr, dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
+    tracing::info!(%addr, plane = plane.as_str(), dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
 
     // Reload: poll the file (cheap, and it follows symlink swaps of the file or its directory).
     if source.path.is_some() {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_talos-server");
 const SECRET_A: &str = "server-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SECRET_B: &str = "server-test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const ADMIN_TOKEN: &str = "talos_admin_server_test_token_0123456789abcdef";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -22,6 +23,8 @@ struct Server {
     child: Child,
     url: String,
     metrics_url: String,
+    /// Admin token sent on every request, when set.
+    token: Option<String>,
 }
 
 impl Drop for Server {
@@ -50,6 +53,7 @@ impl Server {
             child,
             url: format!("http://127.0.0.1:{port}"),
             metrics_url: format!("http://127.0.0.1:{metrics_port}"),
+            token: None,
         }
     }
 
@@ -73,12 +77,13 @@ impl Server {
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = reqwest::Client::new()
+        let mut req = reqwest::Client::new()
             .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .json(&body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
@@ -135,10 +140,22 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        for f in [
+            "talos-dev.secrets.json",
+            "talos-dev.db",
+            "talos-dev.db-wal",
+            "talos-dev.db-shm",
+        ] {
+            let p = dir.path().join(f);
+            if (f.ends_with("-wal") || f.ends_with("-shm")) && !p.exists() {
+                continue;
+            }
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{f} is owner-only"
+            );
+        }
     }
     let jwks = reqwest::get(format!("{}/v2alpha1/derivedKeys/jwks.json", s.url))
         .await
@@ -273,6 +290,106 @@ async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
     assert!(s.is_valid(&new).await);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_tokens_reload_with_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yaml");
+    let with_token = |token: &str| {
+        format!(
+            "{}serve:\n  http:\n    admin_auth:\n      tokens:\n        - {{ name: \"t\", sha256: \"{}\", scopes: [\"keys:write\"] }}\n",
+            config(SECRET_A, &[]),
+            talos_core::admin_auth::token_digest(token)
+        )
+    };
+    write_config(&cfg, &with_token("talos_admin_first"));
+    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    s.wait_alive().await;
+    let issue = |s: &Server| {
+        let s_url = s.url.clone();
+        let token = s.token.clone();
+        async move {
+            let mut req = reqwest::Client::new()
+                .post(format!("{s_url}/v2alpha1/admin/issuedApiKeys"))
+                .json(&json!({"name": "n", "actor_id": "a"}));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(issue(&s).await, 401, "no token");
+    s.token = Some("talos_admin_first".into());
+    assert_eq!(issue(&s).await, 201);
+
+    write_config(&cfg, &with_token("talos_admin_second"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while issue(&s).await != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the token swap was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.token = Some("talos_admin_second".into());
+    assert_eq!(issue(&s).await, 201, "the new token works at once");
+
+    // Removing every token opens the admin API again (the default, as upstream).
+    write_config(&cfg, &config(SECRET_A, &[]));
+    s.token = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while issue(&s).await != 201 {
+        assert!(
+            Instant::now() < deadline,
+            "removing the tokens was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn admin_token_generate_prints_a_token_and_its_entry() {
+    let out = Command::new(BIN)
+        .args([
+            "admin-token",
+            "generate",
+            "--name",
+            "deploy",
+            "--scopes",
+            "keys:read,keys:write",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        token.starts_with("talos_admin_") && token.len() >= 12 + 43,
+        "{token}"
+    );
+    let entry = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        entry.contains(&talos_core::admin_auth::token_digest(&token)),
+        "{entry}"
+    );
+    assert!(
+        !entry.contains(&token),
+        "stderr holds the digest, not the token"
+    );
+    assert!(entry.contains("\"keys:read\", \"keys:write\""), "{entry}");
+    let out = Command::new(BIN)
+        .args([
+            "admin-token",
+            "generate",
+            "--name",
+            "x",
+            "--scopes",
+            "keys:everything",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scope"));
+}
+
 #[test]
 fn startup_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
@@ -400,13 +517,27 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
     write_config(
         &cfg,
         &format!(
-            "{}credentials:\n  issuer: \"http://logs.test\"\n  api_keys: {{ default_ttl: \"1h\" }}\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{jwks}\"]\nlog: {{ level: \"debug\", format: \"json\" }}\ncache: {{ type: memory }}\n",
-            config(SECRET_A, &[]).replace("credentials:\n  issuer: \"http://reload.test\"\n  api_keys: { default_ttl: \"1h\" }\n", "")
+            "{}credentials:\n  issuer: \"http://logs.test\"\n  api_keys: {{ default_ttl: \"1h\" }}\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{jwks}\"]\nlog: {{ level: \"debug\", format: \"json\" }}\ncache: {{ type: memory }}\nserve:\n  http:\n    admin_auth:\n      tokens: [{{ name: \"ops-bot\", sha256: \"{}\", scopes: [admin] }}]\n",
+            config(SECRET_A, &[]).replace("credentials:\n  issuer: \"http://reload.test\"\n  api_keys: { default_ttl: \"1h\" }\n", ""),
+            talos_core::admin_auth::token_digest(ADMIN_TOKEN),
         ),
     );
     let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
     s.wait_alive().await;
+    // A refused attempt is logged (rate-limited), never with the token it presented.
+    let wrong = "talos_admin_wrong_token_never_logged";
+    s.token = Some(wrong.into());
+    let (st, _) = s
+        .post(
+            "/v2alpha1/admin/issuedApiKeys",
+            json!({"name": "n", "actor_id": "a"}),
+        )
+        .await;
+    assert_eq!(st, 401);
+    s.token = Some(ADMIN_TOKEN.into());
     let mut secrets: Vec<String> = vec![
+        ADMIN_TOKEN.into(),
+        wrong.into(),
         SECRET_A.into(),
         "9wU3_Wztvlwmx4Hi_7glIWncOW6UHGb9jlCt6DfEFkc".into(),
     ];
@@ -475,6 +606,11 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
         "audit events are logged:\n{log}"
     );
     assert!(log.contains("\"event\":\"IssuedAPIKeyRotated\""));
+    assert!(
+        log.contains("\"admin_token\":\"ops-bot\""),
+        "audit events name the admin token"
+    );
+    assert!(log.contains("\"event\":\"admin_auth_failed\""));
     assert!(log.contains("\"event\":\"APIKeyImportFailed\""));
     assert!(
         log.contains("\"event\":\"APIKeyVerificationFailed\""),

@@ -29,6 +29,17 @@ pub struct Cli {
     )]
     pub endpoint: Option<String>,
 
+    /// Admin API token, sent as `Authorization: Bearer` on admin requests (servers with
+    /// serve.http.admin_auth.tokens).
+    #[arg(
+        long,
+        global = true,
+        env = "TALOS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
     /// Output format [default: table on a terminal, json otherwise]. With json/yaml, stdout holds exactly the
     /// server's document and everything else goes to stderr.
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]

@@ -27,12 +27,16 @@ pub struct Ctx {
     /// Printer.
     pub out: Out,
     endpoint: String,
+    /// Admin token (`--token` / `TALOS_TOKEN`); empty = none.
+    token: String,
 }
 
 impl Ctx {
     /// A client for the endpoint; a malformed URL is a usage error.
     pub fn client(&self) -> Result<Client, CliError> {
-        Client::new(&self.endpoint).map_err(CliError::Client)
+        Client::new(&self.endpoint)
+            .and_then(|c| c.with_token(&self.token))
+            .map_err(CliError::Client)
     }
 }
 
@@ -89,6 +93,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let ctx = Ctx {
         out: Out::new(cli.format, cli.quiet),
         endpoint,
+        token: cli.token.clone().unwrap_or_default(),
     };
     match cli.command {
         Command::Keys { command } => keys_command(&ctx, command).await,

@@ -16,9 +16,14 @@ pub fn passthrough(args: &[OsString]) -> Option<Vec<OsString>> {
     while i < args.len() {
         let a = args[i].to_str()?;
         match a {
-            "-e" | "--endpoint" | "--format" => i += 2,
+            "-e" | "--endpoint" | "--format" | "--token" => i += 2,
             "-q" | "--quiet" => i += 1,
-            _ if a.starts_with("--endpoint=") || a.starts_with("--format=") => i += 1,
+            _ if ["--endpoint=", "--format=", "--token="]
+                .iter()
+                .any(|p| a.starts_with(p)) =>
+            {
+                i += 1
+            }
             _ if a.starts_with("-e") && a.len() > 2 => i += 1,
             "serve" | "migrate" => return Some(args[i..].to_vec()),
             _ => return None,
@@ -98,6 +103,10 @@ mod tests {
             (
                 &["talos", "--format=json", "serve", "--help"],
                 Some(&["serve", "--help"]),
+            ),
+            (
+                &["talos", "--token", "t", "serve", "admin"][..],
+                Some(&["serve", "admin"][..]),
             ),
             (&["talos", "keys", "serve"], None),
             (&["talos", "--help"], None),

@@ -54,6 +54,8 @@ pub struct Client {
     base: Url,
     endpoint: String,
     http: reqwest::Client,
+    /// `Authorization: Bearer …` for admin routes; marked sensitive, so `Debug` never shows it.
+    token: Option<HeaderValue>,
 }
 
 impl Client {
@@ -101,7 +103,27 @@ impl Client {
             endpoint: given.trim_end_matches('/').to_owned(),
             base,
             http,
+            token: None,
         })
+    }
+
+    /// Sends `token` as `Authorization: Bearer <token>` on every admin request (`/v2alpha1/admin/*`),
+    /// for servers with `serve.http.admin_auth.tokens`. An empty token sends nothing.
+    pub fn with_token(mut self, token: impl AsRef<str>) -> Result<Self, ClientError> {
+        let token = token.as_ref().trim();
+        if token.is_empty() {
+            self.token = None;
+            return Ok(self);
+        }
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            ClientError::InvalidEndpoint {
+                endpoint: self.endpoint.clone(),
+                message: "the admin token contains characters not allowed in a header".into(),
+            }
+        })?;
+        value.set_sensitive(true);
+        self.token = Some(value);
+        Ok(self)
     }
 
     /// The endpoint as configured (used in error messages).
@@ -174,9 +196,19 @@ impl Client {
     }
 
     fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.http
+        // The admin token goes only to admin routes, never to the public ones.
+        let token = self
+            .token
+            .as_ref()
+            .filter(|_| url.path().contains("/v2alpha1/admin/"));
+        let req = self
+            .http
             .request(method, url)
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json");
+        match token {
+            Some(t) => req.header(reqwest::header::AUTHORIZATION, t.clone()),
+            None => req,
+        }
     }
 
     fn post_json<B: Serialize + ?Sized>(&self, url: Url, body: &B) -> RequestBuilder {
@@ -549,6 +581,31 @@ mod tests {
             with_mask(c.admin(&["k"]), &u, &["scopes"]).query(),
             Some("update_mask=scopes")
         );
+    }
+
+    #[test]
+    fn the_admin_token_goes_only_to_admin_routes_and_never_to_debug() {
+        let c = Client::new("http://h")
+            .unwrap()
+            .with_token("talos_admin_secret")
+            .unwrap();
+        assert!(!format!("{c:?}").contains("talos_admin_secret"));
+        let auth = |url: Url| {
+            c.request(Method::GET, url)
+                .build()
+                .unwrap()
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            auth(c.admin(&["issuedApiKeys"])).as_deref(),
+            Some("Bearer talos_admin_secret")
+        );
+        assert_eq!(auth(c.url(&["v2alpha1", "apiKeys:selfRevoke"])), None);
+        let c = c.with_token("").unwrap();
+        assert_eq!(c.token, None);
+        assert!(Client::new("http://h").unwrap().with_token("a\nb").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! stable `event` field (reference.md §13) under the `talos::audit` target. Never a secret.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -24,9 +24,27 @@ pub mod names {
     pub const VERIFICATION_FAILED: &str = "APIKeyVerificationFailed";
 }
 
+tokio::task_local! {
+    /// The name of the admin token the current request authenticated with.
+    static ADMIN_TOKEN: Arc<str>;
+}
+
+/// Runs `f` on behalf of the admin token `name`: audit events logged inside carry it as
+/// `admin_token` (the name, never the token).
+pub async fn with_admin_token<F: Future>(name: Arc<str>, f: F) -> F::Output {
+    ADMIN_TOKEN.scope(name, f).await
+}
+
+/// The admin token name of the current request, `""` when none (auth off, or a public route).
+pub fn admin_token() -> Arc<str> {
+    ADMIN_TOKEN
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(""))
+}
+
 /// Logs a mutation of `key`.
 pub(crate) fn key_event(event: &'static str, key: &KeyRecord) {
-    tracing::info!(target: "talos::audit", event, nid = %key.nid, key_id = %key.key_id, actor_id = %key.actor_id, "audit");
+    tracing::info!(target: "talos::audit", event, nid = %key.nid, key_id = %key.key_id, actor_id = %key.actor_id, admin_token = %admin_token(), "audit");
 }
 
 /// Failure events are limited per network so a flood of bad credentials cannot flood the log.
@@ -68,7 +86,7 @@ impl FailureAudit {
 
     pub(crate) fn import_failed(&self, nid: Uuid, reason: &str) {
         if self.allow(nid) {
-            tracing::info!(target: "talos::audit", event = names::IMPORT_FAILED, nid = %nid, reason, "audit");
+            tracing::info!(target: "talos::audit", event = names::IMPORT_FAILED, nid = %nid, reason, admin_token = %admin_token(), "audit");
         }
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admin_auth;
 pub mod audit;
 pub mod config;
 mod error;

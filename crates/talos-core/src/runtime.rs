@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use talos_credentials::jwt::Jwks;
 use talos_secrets::Keyring;
 
+use crate::admin_auth::AdminTokens;
 use crate::config::{Config, RetiredValue};
 
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct Runtime {
     pub cache_ttl: Duration,
     pub rate_limit_enabled: bool,
     pub quota_max: u64,
+    /// `serve.http.admin_auth.tokens` as digests; empty = the admin API is open.
+    pub admin_tokens: AdminTokens,
 }
 
 impl Runtime {
@@ -70,6 +73,7 @@ impl Runtime {
             cache_ttl: c.cache.ttl.get(),
             rate_limit_enabled: c.rate_limit.enabled,
             quota_max: c.quota.api_keys_max,
+            admin_tokens: AdminTokens::new(&c.serve.http.admin_auth.tokens),
         })
     }
 

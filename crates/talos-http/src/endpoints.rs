@@ -142,9 +142,15 @@ fn actix_path(path: &str) -> String {
 pub fn register<'a>(cfg: &mut ServiceConfig, endpoints: impl Iterator<Item = &'a Endpoint>) {
     let mut by_path: Vec<(&str, Vec<Route>)> = Vec::new();
     for e in endpoints {
+        let mut route = (e.route)();
+        if let Some(scope) = crate::auth::scope_of(e) {
+            route = route.wrap(actix_web::middleware::from_fn(move |req, next| {
+                crate::auth::require(scope, req, next)
+            }));
+        }
         match by_path.iter_mut().find(|(p, _)| *p == e.path) {
-            Some((_, routes)) => routes.push((e.route)()),
-            None => by_path.push((e.path, vec![(e.route)()])),
+            Some((_, routes)) => routes.push(route),
+            None => by_path.push((e.path, vec![route])),
         }
     }
     // Static paths first: actix tries resources in order, and every `{key_id:…}` pattern is a

@@ -1,16 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "512"]
 
+pub mod auth;
 pub mod endpoints;
 mod error;
 pub mod extract;
+pub mod guard;
 mod handlers;
 mod middleware;
 pub mod openapi;
+pub mod planes;
 pub mod wire;
 
+pub use auth::Access;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
+pub use guard::HostPolicy;
+pub use planes::Plane;
 
 use std::sync::Arc;
 
@@ -41,6 +47,8 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
     /// `serve.http.cors`: browser access to the API (off by default).
     pub cors: talos_core::config::CorsConfig,
+    /// Access control: admin-token failure logging (tokens themselves live in the runtime snapshot).
+    pub access: Access,
 }
 
 /// Renders the metrics registry in the Prometheus text format.
@@ -56,7 +64,12 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
 
 /// The API routes (health, version and the OpenAPI document included).
 pub fn routes(cfg: &mut ServiceConfig) {
-    endpoints::register(cfg, endpoints::ENDPOINTS.iter());
+    plane_routes(Plane::All, cfg);
+}
+
+/// The routes `plane` serves.
+pub fn plane_routes(plane: Plane, cfg: &mut ServiceConfig) {
+    endpoints::register(cfg, endpoints::ENDPOINTS.iter().filter(|e| plane.serves(e)));
 }
 
 /// `/health/alive`, `/health/ready`, `/version`, `/openapi.json` (also served on the metrics port).
@@ -119,11 +132,13 @@ pub fn app(
     >,
 > {
     let cors = actix_web::middleware::Condition::new(state.cors.enabled, cors(&state.cors));
+    let plane = state.access.plane;
     App::new()
         .app_data(state)
-        .configure(routes)
+        .configure(|cfg| plane_routes(plane, cfg))
         .default_service(web::to(misc::not_found))
         .wrap(cors)
+        .wrap(actix_web::middleware::from_fn(guard::browser_and_host))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }
 

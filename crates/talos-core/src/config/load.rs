@@ -301,6 +301,8 @@ fn validate(c: &Config) -> Result<Vec<String>, ConfigError> {
     if c.db.max_conns == 0 {
         return Err(invalid("db.max_conns", "must be at least 1".into()));
     }
+    crate::admin_auth::validate(&c.serve.http.admin_auth.tokens)
+        .map_err(|e| invalid("serve.http.admin_auth.tokens", e))?;
     let mut hosts = std::collections::HashSet::new();
     for n in &c.multitenancy.networks {
         if !hosts.insert(n.hostname.to_ascii_lowercase()) {

@@ -1,16 +1,20 @@
 //! The configuration tree: one typed tree, loaded once from a YAML file and `TALOS_*` environment
 //! variables (see [`load`]), then passed explicitly.
 
+mod fingerprint;
 mod load;
 mod reference;
 mod types;
 
+pub use fingerprint::config_hash;
 pub use load::{ConfigError, ConfigSource, env_var_names, load, load_str, load_with_base};
 pub use reference::reference_markdown;
 pub use types::{ByteSize, ConfigDuration};
 
 use serde::{Deserialize, Serialize};
 use talos_secrets::{RetiredSecret, Secret};
+
+pub use crate::admin_auth::{AdminAuthConfig, AdminTokenConfig};
 
 /// The whole configuration. Every section is optional; defaults follow upstream except where
 /// `decisions.md` overrides them (key prefix `talos`).
@@ -49,6 +53,10 @@ pub struct HttpConfig {
     pub cors: CorsConfig,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// Bearer tokens for `/v2alpha1/admin/*` (reloadable).
+    pub admin_auth: AdminAuthConfig,
+    /// Accepted `Host` names (421 otherwise); empty = loopback names on a loopback bind, else any.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +69,8 @@ impl Default for HttpConfig {
             request_log: RequestLogConfig::default(),
             cors: CorsConfig::default(),
             workers: 0,
+            admin_auth: AdminAuthConfig::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

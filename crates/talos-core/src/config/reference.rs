@@ -20,7 +20,7 @@ fn describe(path: &str) -> Option<&'static str> {
             "Leave `/health/*` out of the request log."
         }
         "serve.http.cors.enabled" => {
-            "Accepted for compatibility; CORS handling is not implemented yet."
+            "Browser access: when false, any request carrying an `Origin` is refused (403 `ORIGIN_NOT_ALLOWED`) except `GET` of the JWKS; when true, only `allowed_origins`."
         }
         "serve.http.cors.allowed_origins"
         | "serve.http.cors.allowed_methods"
@@ -30,6 +30,12 @@ fn describe(path: &str) -> Option<&'static str> {
         | "serve.http.cors.max_age"
         | "serve.http.cors.debug" => {
             "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored)."
+        }
+        "serve.http.admin_auth.tokens" => {
+            "Admin API bearer tokens `[{name, sha256, scopes}]` (as env, a JSON list); empty = the admin API is open. Scopes: `admin`, `keys:read`, `keys:write`, `keys:verify`, `usage:write`. Reloadable."
+        }
+        "serve.http.allowed_hosts" => {
+            "`Host` names the API answers (with or without `:port`); others get 421 `HOST_NOT_ALLOWED`. Unset: on a loopback bind only `localhost`, `127.0.0.1`, `[::1]` (any port), else any host. Multitenancy hostnames are always allowed."
         }
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
         "serve.metrics.host" => "Address of the metrics port (`/metrics`, `/health/*`).",
@@ -169,7 +175,7 @@ pub fn reference_markdown() -> Result<String, Vec<String>> {
          `1w`, `1mo`, `1y`. Unknown keys in the file are an error. `secrets.default` and `secrets.pagination`\n\
          (from the quickstart) are accepted and ignored with a warning.\n\n\
          Reloaded on file change, as one atomic swap: `secrets.*`, `credentials.*`, `cache.ttl`, `cache.enabled`,\n\
-         `rate_limit.enabled`, `quota.*`. Everything else needs a restart.\n\n\
+         `rate_limit.enabled`, `quota.*`, `serve.http.admin_auth.tokens`. Everything else needs a restart.\n\n\
          | key | type | default | environment variable | description |\n|---|---|---|---|---|\n",
     );
     let mut missing = Vec::new();

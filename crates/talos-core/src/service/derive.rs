@@ -146,6 +146,7 @@ impl Service {
             key_id = %parent.key_id,
             actor_id = %parent.actor_id,
             algorithm = ?req.algorithm,
+            admin_token = %crate::audit::admin_token(),
             "audit"
         );
         Ok(DerivedToken {

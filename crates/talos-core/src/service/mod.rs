@@ -75,7 +75,7 @@ pub struct Service {
 }
 
 /// Rate-limits a log line: at most one per `every`, counting what was suppressed in between.
-pub(crate) struct LogThrottle {
+pub struct LogThrottle {
     origin: Instant,
     every_ms: u64,
     /// Milliseconds since `origin` of the last line, plus one (0 = never logged).
@@ -84,7 +84,7 @@ pub(crate) struct LogThrottle {
 }
 
 impl LogThrottle {
-    pub(crate) fn new(every: Duration) -> Self {
+    pub fn new(every: Duration) -> Self {
         LogThrottle {
             origin: Instant::now(),
             every_ms: every.as_millis() as u64,
@@ -94,7 +94,7 @@ impl LogThrottle {
     }
 
     /// `Some(suppressed since the last line)` when a line may be written now.
-    pub(crate) fn allow(&self) -> Option<u64> {
+    pub fn allow(&self) -> Option<u64> {
         let now = self.origin.elapsed().as_millis() as u64 + 1;
         let last = self.last.load(Ordering::Relaxed);
         if (last == 0 || now >= last + self.every_ms)
