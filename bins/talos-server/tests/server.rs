@@ -1,5 +1,8 @@
 //! The real `talos-server` binary: dev mode, graceful shutdown, config reload, startup errors.
 
+#[path = "server/planes.rs"]
+mod planes;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

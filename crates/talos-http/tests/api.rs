@@ -1,5 +1,10 @@
 //! The real actix application, every route: successes, documented errors and the wire edge cases.
 
+#[path = "api/admin_auth.rs"]
+mod admin_auth;
+#[path = "api/browser.rs"]
+mod browser;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
