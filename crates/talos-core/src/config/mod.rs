@@ -290,6 +290,8 @@ pub struct DbConfig {
     pub max_conns: usize,
     pub pool_timeout: ConfigDuration,
     pub connect_timeout: ConfigDuration,
+    /// Longest a statement may run, lock waits included; 0 = no limit.
+    pub statement_timeout: ConfigDuration,
 }
 
 impl Default for DbConfig {
@@ -299,6 +301,7 @@ impl Default for DbConfig {
             max_conns: 16,
             pool_timeout: ConfigDuration::secs(5),
             connect_timeout: ConfigDuration::secs(5),
+            statement_timeout: ConfigDuration::secs(5),
         }
     }
 }

@@ -80,6 +80,9 @@ fn describe(path: &str) -> Option<&'static str> {
         "db.max_conns" => "Connections in the pool.",
         "db.pool_timeout" => "How long a request waits for a pooled connection before `503`.",
         "db.connect_timeout" => "How long opening a connection may take.",
+        "db.statement_timeout" => {
+            "Longest one database statement may take, waiting for locks included (PostgreSQL `statement_timeout` on every connection; SQLite's busy timeout is capped by it). A stalled database then fails a request with 503 (an uncached verify with `VERIFICATION_ERROR_INTERNAL`) instead of hanging. `0` = no limit. PostgreSQL connections also get TCP keepalive (probes after 30 s idle, 3 × 10 s) unless the DSN sets `keepalives*`."
+        }
         "cache.type" => "Verification cache: `noop`, `memory` (per node) or `redis` (shared).",
         "cache.enabled" => "Turns the cache off without changing its type (hot-reloadable).",
         "cache.ttl" => "Longest time an entry is served; capped by the key's expiry.",

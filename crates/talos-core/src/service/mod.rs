@@ -126,6 +126,7 @@ impl Service {
             max_conns: config.db.max_conns,
             pool_timeout: config.db.pool_timeout.get(),
             connect_timeout: config.db.connect_timeout.get(),
+            statement_timeout: config.db.statement_timeout.get(),
         };
         let store = talos_storage::connect(&config.db.dsn, &opts)
             .await
