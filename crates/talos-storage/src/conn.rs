@@ -160,9 +160,7 @@ fn pg_manager_config(opts: &StoreOptions) -> ManagerConfig<AsyncPgConnection> {
     let mut cfg = manager_config::<AsyncPgConnection>();
     let set = Arc::new(format!(
         "SET statement_timeout = {}",
-        opts.statement_timeout
-            .as_millis()
-            .min(i32::MAX as u128)
+        opts.statement_timeout.as_millis().min(i32::MAX as u128)
     ));
     cfg.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
@@ -219,7 +217,8 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
             has_connect_timeout,
         } => {
             let url = Target::postgres_url(&url, has_connect_timeout, opts.connect_timeout);
-            let manager = AsyncDieselConnectionManager::new_with_config(url, pg_manager_config(opts));
+            let manager =
+                AsyncDieselConnectionManager::new_with_config(url, pg_manager_config(opts));
             let store = PgStore {
                 pool: build_pool(
                     manager,
