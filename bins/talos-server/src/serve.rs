@@ -109,6 +109,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let client_ip_source =
         ClientIpSource::parse(&config.serve.http.client_ip_source).map_err(anyhow::Error::msg)?;
+    talos_http::check_cors(&config.serve.http.cors).map_err(anyhow::Error::msg)?;
     prepare_database(&config).await?;
     let service = Arc::new(
         Service::from_config(&config)

@@ -307,6 +307,35 @@ fn startup_errors_are_clear() {
     assert!(err.contains("serve.http"), "{err}");
 }
 
+/// A bad CORS origin used to kill the API workers after startup while the metrics port's
+/// `/health/alive` kept answering 200; now the server refuses to start, naming the key.
+#[test]
+fn bad_cors_origin_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "credentials: {{ issuer: \"x\" }}\nsecrets: {{ hmac: {{ current: \"{SECRET_A}\" }} }}\nserve: {{ http: {{ cors: {{ enabled: true, allowed_origins: [\"not an origin\"] }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    // Bounded wait: the old server never exited.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "talos-server kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("serve.http.cors.allowed_origins"), "{err}");
+}
+
 #[test]
 fn migrate_up_and_status_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();

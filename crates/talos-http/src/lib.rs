@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "512"]
 
+mod cors_check;
 pub mod endpoints;
 mod error;
 pub mod extract;
@@ -9,6 +10,7 @@ mod middleware;
 pub mod openapi;
 pub mod wire;
 
+pub use cors_check::check_cors;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
 
@@ -134,6 +136,8 @@ pub fn server(
     listener: std::net::TcpListener,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
+    check_cors(&state.cors)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut s = HttpServer::new(move || app(state.clone()))
         .listen(listener)?
         .disable_signals()

@@ -887,3 +887,6 @@ async fn rate_limited_key_headers_and_fields() {
         assert!(h.get("ratelimit").is_none() && h.get("cache-control").is_none());
     }
 }
+
+#[path = "api/resilience.rs"]
+mod resilience;

@@ -20,7 +20,7 @@ fn describe(path: &str) -> Option<&'static str> {
             "Leave `/health/*` out of the request log."
         }
         "serve.http.cors.enabled" => {
-            "Accepted for compatibility; CORS handling is not implemented yet."
+            "Answer browser CORS requests on the API port with the settings below (off by default)."
         }
         "serve.http.cors.allowed_origins"
         | "serve.http.cors.allowed_methods"
@@ -29,7 +29,7 @@ fn describe(path: &str) -> Option<&'static str> {
         | "serve.http.cors.allow_credentials"
         | "serve.http.cors.max_age"
         | "serve.http.cors.debug" => {
-            "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored)."
+            "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored). With CORS enabled, an origin that is not `scheme://host[:port]`, a bad method or a bad header name is a startup error."
         }
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
         "serve.metrics.host" => "Address of the metrics port (`/metrics`, `/health/*`).",

@@ -94,6 +94,7 @@ impl Runtime {
                 )
             })?,
         };
+        check_ttl_floor(ttl)?;
         if ttl > self.max_ttl {
             return Err(CoreError::bad(format!(
                 "ttl {} exceeds the project maximum of {}",
@@ -113,6 +114,22 @@ impl Runtime {
             }),
             _ => Ok(&self.prefix),
         }
+    }
+}
+
+/// The shortest TTL accepted for keys, imports and derived tokens (decisions.md "Quota and TTL
+/// floor"): anything shorter would hand out a credential that is expired on arrival.
+pub(crate) const MIN_TTL: Duration = Duration::from_secs(1);
+
+pub(crate) fn check_ttl_floor(ttl: Duration) -> Result<()> {
+    if ttl.is_zero() {
+        Err(CoreError::bad(
+            "ttl must be greater than 0; non-expiring API keys are not supported",
+        ))
+    } else if ttl < MIN_TTL {
+        Err(CoreError::bad("ttl must be at least 1s"))
+    } else {
+        Ok(())
     }
 }
 
