@@ -151,6 +151,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         exclude_health_from_log: config.serve.http.request_log.exclude_health_endpoints,
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
+        limits: talos_http::Limits::from_config(&config.serve.http),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.

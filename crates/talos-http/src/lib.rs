@@ -6,6 +6,7 @@ pub mod endpoints;
 mod error;
 pub mod extract;
 mod handlers;
+mod limits;
 mod middleware;
 pub mod openapi;
 pub mod wire;
@@ -13,6 +14,7 @@ pub mod wire;
 pub use cors_check::check_cors;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
+pub use limits::Limits;
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct AppState {
     pub metrics: Option<MetricsRender>,
     /// `serve.http.cors`: browser access to the API (off by default).
     pub cors: talos_core::config::CorsConfig,
+    /// Request and body deadlines, load shedding.
+    pub limits: Limits,
 }
 
 /// Renders the metrics registry in the Prometheus text format.
@@ -125,8 +129,10 @@ pub fn app(
         .app_data(state)
         .configure(routes)
         .default_service(web::to(misc::not_found))
+        .wrap(actix_web::middleware::from_fn(limits::body_deadline))
         .wrap(cors)
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
+        .wrap(actix_web::middleware::from_fn(limits::deadline))
 }
 
 /// The API server on an already-bound listener (port 0 works for tests). Signals are handled by

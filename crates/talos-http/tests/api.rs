@@ -33,6 +33,7 @@ async fn state_with(extra: &str) -> web::Data<AppState> {
         exclude_health_from_log: false,
         metrics: None,
         cors: Default::default(),
+        limits: talos_http::Limits::from_config(&config.serve.http),
     })
 }
 
@@ -739,6 +740,7 @@ async fn cors_when_enabled() {
             allowed_origins: vec!["https://app.example.com".into()],
             ..Default::default()
         },
+        limits: base.limits,
     });
     let app = app!(state);
     let preflight = TestRequest::default()

@@ -49,6 +49,12 @@ pub struct HttpConfig {
     pub cors: CorsConfig,
     /// Worker threads; 0 = one per core.
     pub workers: usize,
+    /// Longest a request may take before it is answered 503 `DEADLINE_EXCEEDED`.
+    pub request_timeout: ConfigDuration,
+    /// Longest the request headers, and separately the body, may take to arrive.
+    pub client_timeout: ConfigDuration,
+    /// Requests in flight per worker beyond which new ones get 503 `OVERLOADED`; 0 = no limit.
+    pub max_inflight: usize,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +67,9 @@ impl Default for HttpConfig {
             request_log: RequestLogConfig::default(),
             cors: CorsConfig::default(),
             workers: 0,
+            request_timeout: ConfigDuration::secs(15),
+            client_timeout: ConfigDuration::secs(10),
+            max_inflight: 1024,
         }
     }
 }
@@ -290,7 +299,7 @@ pub struct DbConfig {
     pub max_conns: usize,
     pub pool_timeout: ConfigDuration,
     pub connect_timeout: ConfigDuration,
-    /// Longest a statement may run, lock waits included; 0 = no limit.
+    /// Longest a statement may run, lock waits included.
     pub statement_timeout: ConfigDuration,
 }
 

@@ -101,3 +101,60 @@ async fn malformed_update_masks_are_refused() {
         );
     }
 }
+
+/// Sends a POST whose body never arrives (a declared length, no bytes), guarded so that the old
+/// behaviour (waiting forever) fails the test instead of hanging it.
+macro_rules! send_stalled_body {
+    ($app:expr, $path:expr) => {{
+        let mut req = TestRequest::post()
+            .uri($path)
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("content-length", "100"))
+            .to_request();
+        let pending: std::pin::Pin<
+            Box<
+                dyn futures_util::Stream<
+                        Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>,
+                    >,
+            >,
+        > = Box::pin(futures_util::stream::pending());
+        *req.payload() = actix_web::dev::Payload::from(pending);
+        // The deadline answers with an error that actix renders; render it the same way here.
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            actix_web::test::try_call_service(&$app, req),
+        )
+        .await
+        .expect("the request was never answered")
+        .map(|r| r.into_parts().1.map_into_boxed_body())
+        .unwrap_or_else(|e| e.error_response());
+        let status = resp.status();
+        let body = actix_web::body::to_bytes(resp.into_body())
+            .await
+            .unwrap_or_default();
+        let json: Value = serde_json::from_slice(&body).expect("JSON body");
+        (status, json)
+    }};
+}
+
+/// A request still running after `serve.http.request_timeout` is answered 503
+/// `DEADLINE_EXCEEDED` in the error envelope.
+#[actix_web::test]
+async fn request_past_its_deadline_is_answered_503() {
+    let state =
+        state_with("serve:\n  http:\n    request_timeout: 1s\n    client_timeout: 1h\n").await;
+    let app = app!(state);
+    let (s, j) = send_stalled_body!(app, &format!("{A}/issuedApiKeys"));
+    assert_envelope(s, &j, 503, "DEADLINE_EXCEEDED");
+}
+
+/// A body that does not arrive within `serve.http.client_timeout` is answered 408 and the
+/// connection is closed.
+#[actix_web::test]
+async fn slow_body_is_cut_after_the_client_timeout() {
+    let state =
+        state_with("serve:\n  http:\n    request_timeout: 1h\n    client_timeout: 1s\n").await;
+    let app = app!(state);
+    let (s, j) = send_stalled_body!(app, &format!("{A}/apiKeys:verify"));
+    assert_envelope(s, &j, 408, "REQUEST_TIMEOUT");
+}
