@@ -127,11 +127,13 @@ pub fn app(
     let cors = actix_web::middleware::Condition::new(state.cors.enabled, cors(&state.cors));
     App::new()
         .app_data(state)
+        .app_data(web::Data::new(limits::Inflight::default()))
         .configure(routes)
         .default_service(web::to(misc::not_found))
         .wrap(actix_web::middleware::from_fn(limits::body_deadline))
         .wrap(cors)
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
+        .wrap(actix_web::middleware::from_fn(limits::shed))
         .wrap(actix_web::middleware::from_fn(limits::deadline))
 }
 

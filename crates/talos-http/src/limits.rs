@@ -5,17 +5,18 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::HttpMessage;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::{Bytes, Data};
+use actix_web::{HttpMessage, ResponseError};
 use futures_util::Stream;
 
 use crate::AppState;
@@ -161,4 +162,52 @@ pub(crate) const BODY_TIMEOUT: &str =
 /// Whether a body read failed because of [`body_deadline`].
 pub(crate) fn is_body_timeout(e: &PayloadError) -> bool {
     matches!(e, PayloadError::Io(io) if io.kind() == io::ErrorKind::TimedOut)
+}
+
+/// Requests in flight on one worker (each worker builds its own `App`, so its own counter).
+#[derive(Debug, Default)]
+pub(crate) struct Inflight(AtomicUsize);
+
+/// Decrements the in-flight count when the request's future completes or is dropped.
+struct Admitted(Data<Inflight>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Beyond `max_inflight` requests in flight on this worker, answers at once with 503
+/// `OVERLOADED` and `Retry-After: 1` instead of queueing. Runs inside [`deadline`], so a request
+/// finishing in the background after its deadline still counts.
+pub async fn shed(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let max = limits(&req).max_inflight;
+    let counter = req.app_data::<Data<Inflight>>().cloned();
+    let (Some(counter), true) = (counter, max > 0) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    if counter.0.fetch_add(1, Ordering::AcqRel) >= max {
+        counter.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!("talos_http_shed_total").increment(1);
+        let mut res = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "OVERLOADED",
+            "too many requests in flight; retry shortly",
+        )
+        .error_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    let _admitted = Admitted(counter);
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }

@@ -158,3 +158,45 @@ async fn slow_body_is_cut_after_the_client_timeout() {
     let (s, j) = send_stalled_body!(app, &format!("{A}/apiKeys:verify"));
     assert_envelope(s, &j, 408, "REQUEST_TIMEOUT");
 }
+
+/// A POST to `$path` whose body never arrives: it stays in flight until dropped.
+macro_rules! stalled_request {
+    ($path:expr) => {{
+        let mut req = TestRequest::post()
+            .uri($path)
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("content-length", "100"))
+            .to_request();
+        let pending: std::pin::Pin<
+            Box<
+                dyn futures_util::Stream<
+                        Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>,
+                    >,
+            >,
+        > = Box::pin(futures_util::stream::pending());
+        *req.payload() = actix_web::dev::Payload::from(pending);
+        req
+    }};
+}
+
+/// Beyond `serve.http.max_inflight` requests in flight, a request is answered at once with 503
+/// `OVERLOADED` and `Retry-After: 1`; once the others finish, requests are admitted again.
+#[actix_web::test]
+async fn requests_beyond_max_inflight_are_shed() {
+    use actix_web::dev::Service;
+
+    let state = state_with("serve:\n  http:\n    max_inflight: 2\n").await;
+    let app = app!(state);
+    let mut first = Box::pin(app.call(stalled_request!(&format!("{A}/apiKeys:verify"))));
+    let mut second = Box::pin(app.call(stalled_request!(&format!("{A}/apiKeys:verify"))));
+    assert!(futures_util::poll!(&mut first).is_pending());
+    assert!(futures_util::poll!(&mut second).is_pending());
+    let verify = || post(&format!("{A}/apiKeys:verify"), json!({"credential": "x"}));
+    let (s, h, j) = send!(app, verify());
+    assert_envelope(s, &j, 503, "OVERLOADED");
+    assert_eq!(h.get("retry-after").unwrap(), "1");
+    drop(first);
+    let (s, _, j) = send!(app, verify());
+    assert_eq!(s, StatusCode::OK, "{j}");
+    drop(second);
+}
