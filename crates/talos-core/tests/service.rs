@@ -24,6 +24,8 @@ const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiw
 struct CountingStore {
     inner: Arc<dyn Store>,
     calls: AtomicUsize,
+    /// When set, `ping` never answers (a stalled database).
+    stall_ping: std::sync::atomic::AtomicBool,
 }
 
 impl CountingStore {
@@ -36,6 +38,9 @@ impl CountingStore {
 impl Store for CountingStore {
     async fn ping(&self) -> talos_storage::Result<()> {
         self.hit();
+        if self.stall_ping.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.ping().await
     }
     async fn insert_key(&self, k: &KeyRecord) -> talos_storage::Result<InsertOutcome> {
@@ -218,6 +223,7 @@ async fn harness(c: &Config) -> Harness {
     let store = Arc::new(CountingStore {
         inner,
         calls: AtomicUsize::new(0),
+        stall_ping: Default::default(),
     });
     let cache = Arc::new(CountingCache {
         inner: MemoryCache::new(1 << 20, |_| 100),
@@ -496,7 +502,20 @@ async fn missing_secret_fails_clearly_but_reads_still_work() {
             .await
             .is_ok()
     );
-    assert!(h.service.ready().await.is_err());
+    assert_eq!(h.service.ready().await.unwrap_err().dependency, "secrets");
+}
+
+/// A database that does not answer makes readiness fail within its 1 s check, naming the
+/// database (it used to wait as long as the database did).
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_a_stalled_database() {
+    let h = harness(&with_secret(SECRET_A)).await;
+    h.service.ready().await.unwrap();
+    h.store.stall_ping.store(true, Ordering::SeqCst);
+    let res = tokio::time::timeout(Duration::from_secs(30), h.service.ready())
+        .await
+        .expect("readiness waited for the stalled database");
+    assert_eq!(res.unwrap_err().dependency, "database");
 }
 
 #[tokio::test(flavor = "multi_thread")]
