@@ -131,6 +131,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let client_ip_source =
         ClientIpSource::parse(&config.serve.http.client_ip_source).map_err(anyhow::Error::msg)?;
+    talos_http::check_cors(&config.serve.http.cors).map_err(anyhow::Error::msg)?;
     prepare_database(&config).await?;
     let service = Arc::new(
         Service::from_config(&config)
@@ -171,6 +172,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: install_metrics(),
         cors: config.serve.http.cors.clone(),
         access: talos_http::Access::new(plane).with_hosts(host_policy(&config)),
+        limits: talos_http::Limits::from_config(&config.serve.http),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.

@@ -427,6 +427,35 @@ fn startup_errors_are_clear() {
     assert!(err.contains("serve.http"), "{err}");
 }
 
+/// A bad CORS origin used to kill the API workers after startup while the metrics port's
+/// `/health/alive` kept answering 200; now the server refuses to start, naming the key.
+#[test]
+fn bad_cors_origin_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "credentials: {{ issuer: \"x\" }}\nsecrets: {{ hmac: {{ current: \"{SECRET_A}\" }} }}\nserve: {{ http: {{ cors: {{ enabled: true, allowed_origins: [\"not an origin\"] }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    // Bounded wait: the old server never exited.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "talos-server kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("serve.http.cors.allowed_origins"), "{err}");
+}
+
 #[test]
 fn migrate_up_and_status_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,4 +658,74 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
             "the log contains a secret, key or token: {secret}"
         );
     }
+}
+
+/// The metric series in a Prometheus scrape (names and labels, without values).
+async fn metric_series(metrics_url: &str) -> std::collections::BTreeSet<String> {
+    let text = reqwest::get(format!("{metrics_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_string()
+        })
+        // Histogram buckets and the pool gauges' sampling do not depend on the requests sent.
+        .filter(|s| s.starts_with("http_requests_total") || s.starts_with("http_request_duration"))
+        .collect()
+}
+
+/// Clients choose the request method: random methods must not add metric series (each used to
+/// become a label value, so /metrics grew without bound).
+#[tokio::test(flavor = "multi_thread")]
+async fn random_methods_do_not_grow_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(dir.path(), &["serve", "--dev"]);
+    s.wait_alive().await;
+    // Hundreds of request log lines would fill the stderr pipe and block the server.
+    let mut stderr = s.child.stderr.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let client = reqwest::Client::new();
+    let send_random = |n: usize, round: usize| {
+        let client = client.clone();
+        let url = s.url.clone();
+        async move {
+            for i in 0..n {
+                let method =
+                    reqwest::Method::from_bytes(format!("RND{round}X{i}").as_bytes()).unwrap();
+                let _ = client
+                    .request(method, format!("{url}/v2alpha1/admin/apiKeys:verify"))
+                    .send()
+                    .await
+                    .unwrap();
+                let _ = client
+                    .request(
+                        reqwest::Method::GET,
+                        format!("{url}/no/such/route/{round}/{i}"),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    send_random(20, 0).await;
+    let before = metric_series(&s.metrics_url).await;
+    send_random(200, 1).await;
+    let after = metric_series(&s.metrics_url).await;
+    assert_eq!(before, after, "new series appeared");
+    assert!(
+        after.iter().any(|l| l.contains("method=\"OTHER\"")),
+        "{after:?}"
+    );
+    assert!(
+        after.iter().any(|l| l.contains("route=\"unmatched\"")),
+        "{after:?}"
+    );
+    assert!(!after.iter().any(|l| l.contains("RND")), "{after:?}");
 }

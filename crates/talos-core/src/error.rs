@@ -94,6 +94,7 @@ impl From<talos_storage::StorageError> for CoreError {
                 reason: "CONFLICT",
                 message: format!("conflict: {kind:?}"),
             },
+            S::QuotaExceeded { limit, current } => CoreError::QuotaExceeded { limit, current },
             S::Unavailable(d) => CoreError::Unavailable(d),
             other => CoreError::Internal(other.to_string()),
         }

@@ -12,7 +12,7 @@ use talos_cache::{CacheError, CacheKey, KeyCache, MemoryCache};
 use talos_core::config::{Config, load_str};
 use talos_core::*;
 use talos_storage::{
-    BatchItemOutcome, InsertOutcome, KeyPatch, ListQuery, Revocation, Store, StoreOptions,
+    BatchItemOutcome, InsertOutcome, KeyPatch, ListQuery, Quota, Revocation, Store, StoreOptions,
 };
 use uuid::Uuid;
 
@@ -30,6 +30,8 @@ struct CountingStore {
     /// When set, the next key read (by id or by hash) parks after reading, to let a test commit
     /// a mutation between a verification's read and what it does next.
     gate: std::sync::Mutex<Option<Gate>>,
+    /// When set, `ping` never answers (a stalled database).
+    stall_ping: std::sync::atomic::AtomicBool,
 }
 
 /// `reached` fires once the read is done; the read returns when `release` fires.
@@ -56,6 +58,9 @@ impl CountingStore {
 impl Store for CountingStore {
     async fn ping(&self) -> talos_storage::Result<()> {
         self.hit();
+        if self.stall_ping.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         self.inner.ping().await
     }
     async fn insert_key(&self, k: &KeyRecord) -> talos_storage::Result<InsertOutcome> {
@@ -68,6 +73,22 @@ impl Store for CountingStore {
     ) -> talos_storage::Result<Vec<BatchItemOutcome>> {
         self.hit();
         self.inner.insert_keys_batch(k).await
+    }
+    async fn insert_key_within(
+        &self,
+        k: &KeyRecord,
+        q: &Quota,
+    ) -> talos_storage::Result<InsertOutcome> {
+        self.hit();
+        self.inner.insert_key_within(k, q).await
+    }
+    async fn insert_keys_batch_within(
+        &self,
+        k: &[KeyRecord],
+        q: &Quota,
+    ) -> talos_storage::Result<Vec<BatchItemOutcome>> {
+        self.hit();
+        self.inner.insert_keys_batch_within(k, q).await
     }
     async fn get_key(
         &self,
@@ -266,6 +287,7 @@ async fn harness_with(c: &Config, memory: MemoryCache<CachedKey>) -> Harness {
         inner,
         calls: AtomicUsize::new(0),
         gate: Default::default(),
+        stall_ping: Default::default(),
     });
     let cache = Arc::new(CountingCache {
         inner: memory,
@@ -544,7 +566,20 @@ async fn missing_secret_fails_clearly_but_reads_still_work() {
             .await
             .is_ok()
     );
-    assert!(h.service.ready().await.is_err());
+    assert_eq!(h.service.ready().await.unwrap_err().dependency, "secrets");
+}
+
+/// A database that does not answer makes readiness fail within its 1 s check, naming the
+/// database (it used to wait as long as the database did).
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_names_a_stalled_database() {
+    let h = harness(&with_secret(SECRET_A)).await;
+    h.service.ready().await.unwrap();
+    h.store.stall_ping.store(true, Ordering::SeqCst);
+    let res = tokio::time::timeout(Duration::from_secs(30), h.service.ready())
+        .await
+        .expect("readiness waited for the stalled database");
+    assert_eq!(res.unwrap_err().dependency, "database");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -655,6 +690,60 @@ async fn quota_and_batch_import() {
             }
         ),
         "{err:?}"
+    );
+}
+
+/// 30 concurrent issues and imports against a quota of 5 on a SQLite file (a real pool, so the
+/// requests do run concurrently): exactly 5 succeed, the rest are `QuotaExceeded`.
+#[tokio::test(flavor = "multi_thread")]
+async fn quota_is_exact_under_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite://{}", dir.path().join("q.db").display());
+    talos_storage::migrate_up(&dsn).await.unwrap();
+    let store = talos_storage::connect(&dsn, &StoreOptions::default())
+        .await
+        .unwrap();
+    let c = config(
+        "quota:\n  api_keys_max: 5\n",
+        &[("TALOS_SECRETS_HMAC_CURRENT", SECRET_A)],
+    );
+    let service = Arc::new(Service::new(&c, store, Arc::new(talos_cache::NoopCache)).unwrap());
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    service.issue(NIL, spec("q")).await.map(|_| ())
+                } else {
+                    let req = ImportRequest {
+                        raw_key: format!("legacy-concurrent-{i}"),
+                        spec: spec("q"),
+                    };
+                    service.import(NIL, req).await.map(|_| ())
+                }
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(CoreError::QuotaExceeded { limit: 5, .. }) => {}
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(ok, 5, "successful creations under a quota of 5");
+    let items: Vec<ImportRequest> = (0..3)
+        .map(|i| ImportRequest {
+            raw_key: format!("legacy-batch-{i}"),
+            spec: spec("q"),
+        })
+        .collect();
+    let results = service.batch_import(NIL, items).await.unwrap();
+    assert!(
+        results.iter().all(
+            |r| r.result.as_ref().err().map(|e| e.0) == Some(BatchErrorCode::ResourceExhausted)
+        )
     );
 }
 

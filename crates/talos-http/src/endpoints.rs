@@ -119,7 +119,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
         req None, ok 200 Some("Jwks"), err &[], query &[]),
     ep!(Get "/health/alive" => misc::alive, "IsAlive", "health", "The process is up.",
         req None, ok 200 Some("Status"), err &[], query &[]),
-    ep!(Get "/health/ready" => misc::ready, "IsReady", "health", "The database answers and a secret is configured (503 otherwise).",
+    ep!(Get "/health/ready" => misc::ready, "IsReady", "health", "The database (and Redis, for the Redis cache) answers within 1 s and a secret is configured; otherwise 503 naming the dependency (`database`, `cache`, `secrets`).",
         req None, ok 200 Some("Status"), err &[], query &[]),
     ep!(Get "/version" => misc::version, "GetVersion", "health", "Build information.",
         req None, ok 200 Some("Version"), err &[], query &[]),

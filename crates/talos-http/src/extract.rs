@@ -19,7 +19,18 @@ pub const MAX_BODY: usize = 4 << 20;
 pub async fn read_body(mut payload: Payload) -> Result<Bytes, ApiError> {
     let mut buf = actix_web::web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad(format!("cannot read request body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            if crate::limits::is_body_timeout(&e) {
+                ApiError::new(
+                    actix_web::http::StatusCode::REQUEST_TIMEOUT,
+                    "DEADLINE_EXCEEDED",
+                    "REQUEST_TIMEOUT",
+                    crate::limits::BODY_TIMEOUT,
+                )
+            } else {
+                ApiError::bad(format!("cannot read request body: {e}"))
+            }
+        })?;
         if buf.len() + chunk.len() > MAX_BODY {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,

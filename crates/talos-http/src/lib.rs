@@ -2,20 +2,24 @@
 #![recursion_limit = "512"]
 
 pub mod auth;
+mod cors_check;
 pub mod endpoints;
 mod error;
 pub mod extract;
 pub mod guard;
 mod handlers;
+mod limits;
 mod middleware;
 pub mod openapi;
 pub mod planes;
 pub mod wire;
 
 pub use auth::Access;
+pub use cors_check::check_cors;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
 pub use guard::HostPolicy;
+pub use limits::Limits;
 pub use planes::Plane;
 
 use std::sync::Arc;
@@ -49,6 +53,8 @@ pub struct AppState {
     pub cors: talos_core::config::CorsConfig,
     /// Access control: admin-token failure logging (tokens themselves live in the runtime snapshot).
     pub access: Access,
+    /// Request and body deadlines, load shedding.
+    pub limits: Limits,
 }
 
 /// Renders the metrics registry in the Prometheus text format.
@@ -135,11 +141,15 @@ pub fn app(
     let plane = state.access.plane;
     App::new()
         .app_data(state)
+        .app_data(web::Data::new(limits::Inflight::default()))
         .configure(|cfg| plane_routes(plane, cfg))
         .default_service(web::to(misc::not_found))
+        .wrap(actix_web::middleware::from_fn(limits::body_deadline))
         .wrap(cors)
         .wrap(actix_web::middleware::from_fn(guard::browser_and_host))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
+        .wrap(actix_web::middleware::from_fn(limits::shed))
+        .wrap(actix_web::middleware::from_fn(limits::deadline))
 }
 
 /// The API server on an already-bound listener (port 0 works for tests). Signals are handled by
@@ -149,6 +159,8 @@ pub fn server(
     listener: std::net::TcpListener,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
+    check_cors(&state.cors)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let mut s = HttpServer::new(move || app(state.clone()))
         .listen(listener)?
         .disable_signals()

@@ -55,12 +55,13 @@ pub async fn request_context(
     let route = res
         .request()
         .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".to_string());
+        .unwrap_or_else(|| "unmatched".to_string());
     let status = res.status().as_u16().to_string();
     let elapsed = start.elapsed().as_secs_f64();
-    metrics::counter!("http_requests_total", "method" => method.to_string(), "route" => route.clone(), "code" => status)
+    let method_label = method_label(&method);
+    metrics::counter!("http_requests_total", "method" => method_label, "route" => route.clone(), "code" => status)
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone())
+    metrics::histogram!("http_request_duration_seconds", "method" => method_label, "route" => route.clone())
         .record(elapsed);
     if let Some(cache) = res
         .headers()
@@ -86,4 +87,40 @@ pub async fn request_context(
         );
     }
     Ok(res)
+}
+
+/// The `method` label: a standard HTTP method, else `OTHER`. Clients choose the method, so using
+/// it raw would let them grow the metrics registry without bound.
+fn method_label(m: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use actix_web::http::Method;
+
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for raw in ["FOO", "get", "X-RANDOM-1234", "PROPFIND"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(raw.as_bytes()).unwrap()),
+                "OTHER"
+            );
+        }
+    }
 }

@@ -39,6 +39,7 @@ async fn state_with(extra: &str) -> web::Data<AppState> {
         metrics: None,
         cors: Default::default(),
         access: Default::default(),
+        limits: talos_http::Limits::from_config(&config.serve.http),
     })
 }
 
@@ -746,6 +747,7 @@ async fn cors_when_enabled() {
             ..Default::default()
         },
         access: Default::default(),
+        limits: base.limits,
     });
     let app = app!(state);
     let preflight = TestRequest::default()
@@ -894,3 +896,6 @@ async fn rate_limited_key_headers_and_fields() {
         assert!(h.get("ratelimit").is_none() && h.get("cache-control").is_none());
     }
 }
+
+#[path = "api/resilience.rs"]
+mod resilience;

@@ -42,9 +42,12 @@ pub(crate) fn db_err(e: DieselError) -> StorageError {
     }
 }
 
-/// SQLITE_BUSY after the busy timeout, and PostgreSQL shutting down or refusing connections.
+/// SQLITE_BUSY after the busy timeout, PostgreSQL's statement or lock timeout (a stalled
+/// database), and PostgreSQL shutting down or refusing connections.
 fn is_transient_message(msg: &str) -> bool {
     const TRANSIENT: &[&str] = &[
+        "canceling statement due to statement timeout",
+        "canceling statement due to lock timeout",
         "database is locked",
         "database table is locked",
         "terminating connection",
@@ -128,13 +131,49 @@ fn manager_config<C: AsyncConnection + 'static>() -> ManagerConfig<C> {
     cfg
 }
 
+/// How long SQLite waits for a lock: the pool timeout, but never longer than the statement timeout
+/// (which bounds every statement's wait for a lock on PostgreSQL too).
+fn sqlite_busy_timeout(opts: &StoreOptions) -> Duration {
+    if opts.statement_timeout.is_zero() {
+        opts.pool_timeout
+    } else {
+        opts.pool_timeout.min(opts.statement_timeout)
+    }
+}
+
 /// Per-connection SQLite settings. busy_timeout comes first so the WAL switch itself waits for locks.
 fn sqlite_pragmas(opts: &StoreOptions) -> String {
-    let busy_ms = opts.pool_timeout.as_millis().clamp(1, i32::MAX as u128);
+    let busy_ms = sqlite_busy_timeout(opts)
+        .as_millis()
+        .clamp(1, i32::MAX as u128);
     format!(
         "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; \
          PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
     )
+}
+
+/// Every new PostgreSQL connection gets `statement_timeout`: a statement stuck behind a lock (or a
+/// runaway query) is cancelled by the server and fails as `Unavailable` instead of hanging a
+/// request. Set per session rather than in the DSN's `options` so a DSN with its own `options`
+/// keeps working.
+fn pg_manager_config(opts: &StoreOptions) -> ManagerConfig<AsyncPgConnection> {
+    let mut cfg = manager_config::<AsyncPgConnection>();
+    let set = Arc::new(format!(
+        "SET statement_timeout = {}",
+        opts.statement_timeout.as_millis().min(i32::MAX as u128)
+    ));
+    cfg.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        let set = Arc::clone(&set);
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.batch_execute(&set)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    cfg
 }
 
 pub(crate) struct PgStore {
@@ -178,7 +217,8 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
             has_connect_timeout,
         } => {
             let url = Target::postgres_url(&url, has_connect_timeout, opts.connect_timeout);
-            let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config());
+            let manager =
+                AsyncDieselConnectionManager::new_with_config(url, pg_manager_config(opts));
             let store = PgStore {
                 pool: build_pool(
                     manager,
@@ -239,7 +279,7 @@ fn sqlite_pool(url: String, max_conns: usize, opts: &StoreOptions) -> Result<Poo
             Ok(conn)
         })
     });
-    // Opening runs the PRAGMAs, which may wait up to busy_timeout (= pool_timeout) for a lock. The
+    // Opening runs the PRAGMAs, which may wait up to busy_timeout (<= pool_timeout) for a lock. The
     // create timeout must not fire first: dropping a SyncConnectionWrapper future mid-query blocks
     // the thread (or, on a current-thread runtime, panics); busy_timeout already bounds the wait.
     let create_timeout = opts.pool_timeout + opts.connect_timeout;

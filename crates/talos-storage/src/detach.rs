@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, StorageError};
 use crate::model::{
-    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery,
+    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery, Quota,
     Revocation,
 };
 use crate::store::Store;
@@ -55,6 +55,26 @@ impl<S: Store> Store for Detached<S> {
     async fn insert_keys_batch(&self, keys: &[KeyRecord]) -> Result<Vec<BatchItemOutcome>> {
         let keys = keys.to_vec();
         run(&self.0, |s| async move { s.insert_keys_batch(&keys).await }).await
+    }
+
+    async fn insert_key_within(&self, key: &KeyRecord, quota: &Quota) -> Result<InsertOutcome> {
+        let (key, quota) = (key.clone(), *quota);
+        run(&self.0, |s| async move {
+            s.insert_key_within(&key, &quota).await
+        })
+        .await
+    }
+
+    async fn insert_keys_batch_within(
+        &self,
+        keys: &[KeyRecord],
+        quota: &Quota,
+    ) -> Result<Vec<BatchItemOutcome>> {
+        let (keys, quota) = (keys.to_vec(), *quota);
+        run(&self.0, |s| async move {
+            s.insert_keys_batch_within(&keys, &quota).await
+        })
+        .await
     }
 
     async fn get_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord> {

@@ -21,14 +21,16 @@ impl Backend {
     }
 }
 
-/// Pool settings. `pool_timeout` bounds waiting for a free connection (and SQLite's busy wait);
-/// `connect_timeout` bounds opening a new one. Together they make an unreachable database fail
-/// with `Unavailable` promptly instead of hanging.
+/// Pool settings. `pool_timeout` bounds waiting for a free connection; `connect_timeout` bounds
+/// opening a new one; `statement_timeout` bounds one statement, lock waits included (PostgreSQL
+/// `statement_timeout`, SQLite's busy wait). Together they make an unreachable or stalled database
+/// fail with `Unavailable` promptly instead of hanging. A zero `statement_timeout` disables it.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub max_conns: usize,
     pub pool_timeout: Duration,
     pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -37,9 +39,13 @@ impl Default for StoreOptions {
             max_conns: 16,
             pool_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }
+
+/// Seconds of idleness before the first TCP keepalive probe on a PostgreSQL connection.
+pub(crate) const KEEPALIVE_IDLE_SECS: u64 = 30;
 
 /// A parsed DSN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,19 +121,38 @@ impl Target {
         }
     }
 
-    /// The URL handed to tokio-postgres, with a `connect_timeout` unless the DSN set one.
+    /// The URL handed to tokio-postgres, with a `connect_timeout` unless the DSN set one, and TCP
+    /// keepalive probes (unless the DSN tunes them): tokio-postgres' default idle time is two
+    /// hours, so a peer that vanished without a FIN would hold a pooled connection that long.
     pub(crate) fn postgres_url(
         url: &str,
         has_connect_timeout: bool,
         connect_timeout: Duration,
     ) -> String {
-        if has_connect_timeout {
+        let has = |key: &str| {
+            url.split_once('?').is_some_and(|(_, q)| {
+                q.split('&')
+                    .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == key)
+            })
+        };
+        let mut extra: Vec<String> = Vec::new();
+        if !has_connect_timeout {
+            // tokio-postgres takes whole seconds; round up so a sub-second option is not "no
+            // timeout" (0).
+            let secs = connect_timeout.as_secs() + u64::from(connect_timeout.subsec_nanos() > 0);
+            extra.push(format!("connect_timeout={}", secs.max(1)));
+        }
+        if !has("keepalives") && !has("keepalives_idle") {
+            // Idle 30 s, then 3 probes 10 s apart: a dead peer is noticed within about a minute.
+            extra.push(format!(
+                "keepalives=1&keepalives_idle={KEEPALIVE_IDLE_SECS}&keepalives_interval=10&keepalives_retries=3"
+            ));
+        }
+        if extra.is_empty() {
             return url.to_owned();
         }
-        // tokio-postgres takes whole seconds; round up so a sub-second option is not "no timeout" (0).
-        let secs = connect_timeout.as_secs() + u64::from(connect_timeout.subsec_nanos() > 0);
         let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}connect_timeout={}", secs.max(1))
+        format!("{url}{sep}{}", extra.join("&"))
     }
 }
 
@@ -315,17 +340,30 @@ mod tests {
     #[test]
     fn connect_timeout_is_added_once() {
         let d = Duration::from_millis(1500);
+        const KA: &str =
+            "keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_retries=3";
         assert_eq!(
             Target::postgres_url("postgres://h/db", false, d),
-            "postgres://h/db?connect_timeout=2"
+            format!("postgres://h/db?connect_timeout=2&{KA}")
         );
         assert_eq!(
             Target::postgres_url("postgres://h/db?sslmode=disable", false, Duration::ZERO),
-            "postgres://h/db?sslmode=disable&connect_timeout=1"
+            format!("postgres://h/db?sslmode=disable&connect_timeout=1&{KA}")
         );
         assert_eq!(
             Target::postgres_url("postgres://h/db?connect_timeout=9", true, d),
-            "postgres://h/db?connect_timeout=9"
+            format!("postgres://h/db?connect_timeout=9&{KA}")
         );
+        // A DSN that tunes keepalives keeps its own settings.
+        assert_eq!(
+            Target::postgres_url("postgres://h/db?keepalives_idle=5", false, d),
+            "postgres://h/db?keepalives_idle=5&connect_timeout=2"
+        );
+        for url in [
+            Target::postgres_url("postgres://h/db", false, d),
+            Target::postgres_url("postgres://h/db?keepalives=0", true, d),
+        ] {
+            tokio_postgres::Config::from_str(&url).expect(&url);
+        }
     }
 }

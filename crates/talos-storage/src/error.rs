@@ -18,6 +18,9 @@ pub enum StorageError {
     NotFound,
     #[error("conflict: {0:?}")]
     Conflict(ConflictKind),
+    /// The network already holds `limit` active keys (`current` of them, counted atomically).
+    #[error("quota exceeded: limit {limit}, current {current}")]
+    QuotaExceeded { limit: u64, current: u64 },
     /// The database is down, unreachable, or the pool timed out.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

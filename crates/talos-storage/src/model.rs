@@ -179,6 +179,16 @@ pub enum BatchItemOutcome {
     Inserted(KeyRecord),
     /// The hash (or key id / request id) already exists.
     Duplicate,
+    /// Not inserted: the network's quota was full (only from `insert_keys_batch_within`).
+    QuotaExceeded,
+}
+
+/// A cap on a network's keys that are stored-active and unexpired at `now` (both kinds), checked
+/// atomically with an insert: of concurrent inserts into one network, no more succeed than fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub max: u64,
+    pub now: DateTime<Utc>,
 }
 
 /// A cache eviction recorded because the shared cache could not be reached when its mutation

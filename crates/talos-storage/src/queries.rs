@@ -92,6 +92,46 @@ impl BatchPlan {
             })
             .collect()
     }
+
+    /// Like `outcomes`, when only the first `sent` rows of `rows()` were sent (the quota had room
+    /// for no more): the rows after them are `QuotaExceeded`.
+    pub(crate) fn outcomes_within(
+        self,
+        inserted: &HashSet<(String, String)>,
+        sent: usize,
+    ) -> Result<Vec<BatchItemOutcome>> {
+        let mut seen = 0usize;
+        self.items
+            .into_iter()
+            .map(|item| match item {
+                Some(row) => {
+                    seen += 1;
+                    if seen > sent {
+                        Ok(BatchItemOutcome::QuotaExceeded)
+                    } else if inserted.contains(&(row.nid.clone(), row.key_id.clone())) {
+                        Ok(BatchItemOutcome::Inserted(row.into_record()?))
+                    } else {
+                        Ok(BatchItemOutcome::Duplicate)
+                    }
+                }
+                None => Ok(BatchItemOutcome::Duplicate),
+            })
+            .collect()
+    }
+}
+
+/// How many more keys fit under `max` when `current` are active.
+pub(crate) fn room(max: u64, current: i64) -> usize {
+    let current = u64::try_from(current).unwrap_or(0);
+    usize::try_from(max.saturating_sub(current)).unwrap_or(usize::MAX)
+}
+
+/// The quota error for a network holding `current` active keys.
+pub(crate) fn quota_exceeded(max: u64, current: i64) -> StorageError {
+    StorageError::QuotaExceeded {
+        limit: max,
+        current: u64::try_from(current).unwrap_or(0),
+    }
 }
 
 /// The error for a unique violation on key id or hash (or a request id whose row vanished).
@@ -117,6 +157,16 @@ macro_rules! active_at {
                 .is_null()
                 .or(api_keys::expire_time.gt($now_us)),
         )
+    };
+}
+
+/// `SELECT count(*)` of a network's keys active at `$now` (unix microseconds), for quotas.
+macro_rules! count_active {
+    ($nid:expr, $now_us:expr) => {
+        api_keys::table
+            .filter(api_keys::nid.eq($nid))
+            .filter(active_at!($now_us))
+            .count()
     };
 }
 
@@ -146,36 +196,56 @@ macro_rules! impl_store {
 
             async fn insert_key(&self, key: &KeyRecord) -> Result<InsertOutcome> {
                 let row = Row::from_record(key)?;
-                let mut conn = self.conn().await?;
                 // Insert first and look for the request id only on conflict: the common path is one
                 // statement, and a concurrent twin request loses the race cleanly at the unique index.
-                let res = diesel::insert_into(api_keys::table)
-                    .values(&row)
-                    .returning(Row::as_returning())
-                    .get_result::<Row>(&mut conn)
-                    .await;
+                let res = {
+                    let mut conn = self.conn().await?;
+                    diesel::insert_into(api_keys::table)
+                        .values(&row)
+                        .returning(Row::as_returning())
+                        .get_result::<Row>(&mut conn)
+                        .await
+                };
                 match res {
                     Ok(r) => Ok(InsertOutcome::Inserted(r.into_record()?)),
                     Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                        let Some(request_id) = &row.request_id else {
-                            return Err(duplicate());
-                        };
-                        let existing = api_keys::table
-                            .filter(api_keys::nid.eq(&row.nid))
-                            .filter(api_keys::kind.eq(&row.kind))
-                            .filter(api_keys::request_id.eq(request_id))
-                            .select(Row::as_select())
-                            .get_result::<Row>(&mut conn)
-                            .await
-                            .optional()
-                            .map_err(db_err)?;
-                        match existing {
-                            Some(r) => Ok(InsertOutcome::Existing(r.into_record()?)),
-                            None => Err(duplicate()),
-                        }
+                        self.existing_twin(&row).await
                     }
                     Err(e) => Err(db_err(e)),
                 }
+            }
+
+            async fn insert_key_within(
+                &self,
+                key: &KeyRecord,
+                quota: &Quota,
+            ) -> Result<InsertOutcome> {
+                let row = Row::from_record(key)?;
+                match self.insert_one_within(row.clone(), quota).await {
+                    Ok(Ok(r)) => Ok(InsertOutcome::Inserted(r.into_record()?)),
+                    Ok(Err(current)) => Err(quota_exceeded(quota.max, current)),
+                    Err(TxError::Db(DieselError::DatabaseError(
+                        DatabaseErrorKind::UniqueViolation,
+                        _,
+                    ))) => self.existing_twin(&row).await,
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn insert_keys_batch_within(
+                &self,
+                keys: &[KeyRecord],
+                quota: &Quota,
+            ) -> Result<Vec<BatchItemOutcome>> {
+                let Some(first) = keys.first() else {
+                    return Ok(Vec::new());
+                };
+                let plan = BatchPlan::new(keys)?;
+                let rows: Vec<Row> = plan.rows().into_iter().cloned().collect();
+                let (inserted, sent) = self
+                    .insert_rows_within(nid_str(first.nid), rows, quota)
+                    .await?;
+                plan.outcomes_within(&inserted, sent)
             }
 
             async fn insert_keys_batch(&self, keys: &[KeyRecord]) -> Result<Vec<BatchItemOutcome>> {
@@ -528,6 +598,30 @@ macro_rules! impl_store {
                 Ok(u64::try_from(n).unwrap_or(0))
             }
         }
+
+        impl $store {
+            /// After a unique violation: the row of a twin request with the same request id, if
+            /// that is what collided.
+            async fn existing_twin(&self, row: &Row) -> Result<InsertOutcome> {
+                let Some(request_id) = &row.request_id else {
+                    return Err(duplicate());
+                };
+                let mut conn = self.conn().await?;
+                let existing = api_keys::table
+                    .filter(api_keys::nid.eq(&row.nid))
+                    .filter(api_keys::kind.eq(&row.kind))
+                    .filter(api_keys::request_id.eq(request_id))
+                    .select(Row::as_select())
+                    .get_result::<Row>(&mut conn)
+                    .await
+                    .optional()
+                    .map_err(db_err)?;
+                match existing {
+                    Some(r) => Ok(InsertOutcome::Existing(r.into_record()?)),
+                    None => Err(duplicate()),
+                }
+            }
+        }
     };
 }
 
@@ -542,12 +636,12 @@ mod expand {
     use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
     use uuid::Uuid;
 
-    use super::{BATCH_CHUNK, BatchPlan, TxError, duplicate};
+    use super::{BATCH_CHUNK, BatchPlan, TxError, duplicate, quota_exceeded, room};
     use crate::conn::{PgStore, SqliteStore, db_err};
     use crate::error::{ConflictKind, Result, StorageError};
     use crate::model::{
         BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, KeyStatus,
-        ListQuery, Revocation,
+        ListQuery, Quota, Revocation,
     };
     use crate::row::{
         PatchRow, Row, STATUS_ACTIVE, STATUS_REVOKED, api_keys, cache_invalidations, kind_str,
@@ -571,6 +665,70 @@ mod expand {
                 .await?;
             Ok(inserted)
         }
+
+        /// Serialises quota-checked inserts into one network until the transaction ends, then
+        /// counts its active keys. READ COMMITTED takes a fresh snapshot per statement, so the
+        /// count sees every insert committed by the previous holder of the lock.
+        async fn lock_and_count(
+            c: &mut diesel_async::AsyncPgConnection,
+            nid: &str,
+            now: DateTime<Utc>,
+        ) -> diesel::QueryResult<i64> {
+            // Two-key form with a fixed class id, so the lock cannot collide with other users of
+            // single-key advisory locks on the same database.
+            diesel::sql_query("SELECT pg_advisory_xact_lock(7243, hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(nid)
+                .execute(c)
+                .await?;
+            count_active!(nid, micros(now)).get_result(c).await
+        }
+
+        /// Insert one row if the quota has room: `Ok(Err(current))` when it is full.
+        async fn insert_one_within(
+            &self,
+            row: Row,
+            quota: &Quota,
+        ) -> std::result::Result<std::result::Result<Row, i64>, TxError> {
+            let mut conn = self.conn().await.map_err(TxError::Storage)?;
+            conn.transaction::<_, TxError, _>(async |c| {
+                let current = Self::lock_and_count(c, &row.nid, quota.now).await?;
+                if room(quota.max, current) == 0 {
+                    return Ok(Err(current));
+                }
+                let r = diesel::insert_into(api_keys::table)
+                    .values(&row)
+                    .returning(Row::as_returning())
+                    .get_result::<Row>(c)
+                    .await?;
+                Ok(Ok(r))
+            })
+            .await
+        }
+
+        /// Insert as many of `rows` (in order) as the quota has room for; returns the inserted
+        /// ids and how many rows were sent.
+        async fn insert_rows_within(
+            &self,
+            nid: String,
+            rows: Vec<Row>,
+            quota: &Quota,
+        ) -> Result<(HashSet<(String, String)>, usize)> {
+            let mut conn = self.conn().await?;
+            let out = conn
+                .transaction::<_, TxError, _>(async |c| {
+                    let current = Self::lock_and_count(c, &nid, quota.now).await?;
+                    let sent = room(quota.max, current).min(rows.len());
+                    let mut inserted = HashSet::new();
+                    for chunk in rows[..sent].chunks(BATCH_CHUNK) {
+                        let ids: Vec<(String, String)> =
+                            batch_insert!(chunk).get_results(c).await?;
+                        inserted.extend(ids);
+                    }
+                    Ok((inserted, sent))
+                })
+                .await?;
+            Ok(out)
+        }
     }
 
     impl SqliteStore {
@@ -588,6 +746,63 @@ mod expand {
                         inserted.extend(ids);
                     }
                     Ok(inserted)
+                })
+            })
+            .await
+            .map_err(db_err)
+        }
+
+        /// Insert one row if the quota has room: `Ok(Err(current))` when it is full.
+        /// `BEGIN IMMEDIATE` takes the database's write lock before counting, which serialises
+        /// quota-checked inserts (and every other writer).
+        async fn insert_one_within(
+            &self,
+            row: Row,
+            quota: &Quota,
+        ) -> std::result::Result<std::result::Result<Row, i64>, TxError> {
+            let mut conn = self.conn().await.map_err(TxError::Storage)?;
+            let (max, now) = (quota.max, micros(quota.now));
+            conn.spawn_blocking(move |c| {
+                c.immediate_transaction(|c| {
+                    let current: i64 =
+                        diesel::RunQueryDsl::get_result(count_active!(&row.nid, now), c)?;
+                    if room(max, current) == 0 {
+                        return Ok(Err(current));
+                    }
+                    let r: Row = diesel::RunQueryDsl::get_result(
+                        diesel::insert_into(api_keys::table)
+                            .values(&row)
+                            .returning(Row::as_returning()),
+                        c,
+                    )?;
+                    Ok(Ok(r))
+                })
+            })
+            .await
+            .map_err(TxError::Db)
+        }
+
+        /// Insert as many of `rows` (in order) as the quota has room for, under `BEGIN IMMEDIATE`.
+        async fn insert_rows_within(
+            &self,
+            nid: String,
+            rows: Vec<Row>,
+            quota: &Quota,
+        ) -> Result<(HashSet<(String, String)>, usize)> {
+            let mut conn = self.conn().await?;
+            let (max, now) = (quota.max, micros(quota.now));
+            conn.spawn_blocking(move |c| {
+                c.immediate_transaction(|c| {
+                    let current: i64 =
+                        diesel::RunQueryDsl::get_result(count_active!(&nid, now), c)?;
+                    let sent = room(max, current).min(rows.len());
+                    let mut inserted = HashSet::new();
+                    for chunk in rows[..sent].chunks(BATCH_CHUNK) {
+                        let ids: Vec<(String, String)> =
+                            diesel::RunQueryDsl::get_results(batch_insert!(chunk), c)?;
+                        inserted.extend(ids);
+                    }
+                    Ok((inserted, sent))
                 })
             })
             .await

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery,
+    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery, Quota,
     Revocation,
 };
 
@@ -39,6 +39,40 @@ pub trait Store: Send + Sync + 'static {
     /// Insert up to 1000 imported keys in a handful of statements. Outcomes are in input order.
     /// Duplicates (of existing rows or within the batch: the first wins) are per-item outcomes.
     async fn insert_keys_batch(&self, keys: &[KeyRecord]) -> Result<Vec<BatchItemOutcome>>;
+
+    /// `insert_key`, but only if the key's network holds fewer than `quota.max` keys active at
+    /// `quota.now`; else `QuotaExceeded`. The count and the insert are one atomic step per network.
+    ///
+    /// The default (count, then insert) is not atomic and exists for test fakes; real stores
+    /// override it.
+    async fn insert_key_within(&self, key: &KeyRecord, quota: &Quota) -> Result<InsertOutcome> {
+        let current = self.count_active(key.nid, quota.now).await?;
+        if current >= quota.max {
+            return Err(crate::StorageError::QuotaExceeded {
+                limit: quota.max,
+                current,
+            });
+        }
+        self.insert_key(key).await
+    }
+
+    /// `insert_keys_batch` (all keys of one network), but the items that do not fit in the
+    /// quota, in input order, are `QuotaExceeded` and not inserted. Atomic like `insert_key_within`.
+    async fn insert_keys_batch_within(
+        &self,
+        keys: &[KeyRecord],
+        quota: &Quota,
+    ) -> Result<Vec<BatchItemOutcome>> {
+        let Some(first) = keys.first() else {
+            return Ok(Vec::new());
+        };
+        let current = self.count_active(first.nid, quota.now).await?;
+        let room = usize::try_from(quota.max.saturating_sub(current)).unwrap_or(usize::MAX);
+        let fit = room.min(keys.len());
+        let mut out = self.insert_keys_batch(&keys[..fit]).await?;
+        out.resize(keys.len(), BatchItemOutcome::QuotaExceeded);
+        Ok(out)
+    }
 
     async fn get_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord>;
 

@@ -9,6 +9,8 @@ mod batch;
 mod harness;
 #[path = "contract/list.rs"]
 mod list;
+#[path = "contract/quota.rs"]
+mod quota;
 #[path = "contract/setup.rs"]
 mod setup;
 
@@ -58,4 +60,6 @@ contract!(
     batch::concurrent_rotations,
     batch::concurrent_batches,
     setup::migrations_up_down_up,
+    quota::quota_exact_under_concurrency,
+    quota::quota_insert_keeps_idempotency,
 );

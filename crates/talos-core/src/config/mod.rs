@@ -57,6 +57,12 @@ pub struct HttpConfig {
     pub admin_auth: AdminAuthConfig,
     /// Accepted `Host` names (421 otherwise); empty = loopback names on a loopback bind, else any.
     pub allowed_hosts: Vec<String>,
+    /// Longest a request may take before it is answered 503 `DEADLINE_EXCEEDED`.
+    pub request_timeout: ConfigDuration,
+    /// Longest the request headers, and separately the body, may take to arrive.
+    pub client_timeout: ConfigDuration,
+    /// Requests in flight per worker beyond which new ones get 503 `OVERLOADED`; 0 = no limit.
+    pub max_inflight: usize,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +77,9 @@ impl Default for HttpConfig {
             workers: 0,
             admin_auth: AdminAuthConfig::default(),
             allowed_hosts: Vec::new(),
+            request_timeout: ConfigDuration::secs(15),
+            client_timeout: ConfigDuration::secs(10),
+            max_inflight: 1024,
         }
     }
 }
@@ -300,6 +309,8 @@ pub struct DbConfig {
     pub max_conns: usize,
     pub pool_timeout: ConfigDuration,
     pub connect_timeout: ConfigDuration,
+    /// Longest a statement may run, lock waits included.
+    pub statement_timeout: ConfigDuration,
 }
 
 impl Default for DbConfig {
@@ -309,6 +320,7 @@ impl Default for DbConfig {
             max_conns: 16,
             pool_timeout: ConfigDuration::secs(5),
             connect_timeout: ConfigDuration::secs(5),
+            statement_timeout: ConfigDuration::secs(5),
         }
     }
 }

@@ -29,7 +29,7 @@ fn describe(path: &str) -> Option<&'static str> {
         | "serve.http.cors.allow_credentials"
         | "serve.http.cors.max_age"
         | "serve.http.cors.debug" => {
-            "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored)."
+            "CORS setting (`*` in `allowed_origins` allows any origin; `debug` is accepted and ignored). With CORS enabled, an origin that is not `scheme://host[:port]`, a bad method or a bad header name is a startup error."
         }
         "serve.http.admin_auth.tokens" => {
             "Admin API bearer tokens `[{name, sha256, scopes}]` (as env, a JSON list); empty = the admin API is open. Scopes: `admin`, `keys:read`, `keys:write`, `keys:verify`, `usage:write`. Reloadable."
@@ -38,6 +38,15 @@ fn describe(path: &str) -> Option<&'static str> {
             "`Host` names the API answers (with or without `:port`); others get 421 `HOST_NOT_ALLOWED`. Unset: on a loopback bind only `localhost`, `127.0.0.1`, `[::1]` (any port), else any host. Multitenancy hostnames are always allowed."
         }
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
+        "serve.http.request_timeout" => {
+            "Longest a request may take: after it the client gets 503 with reason `DEADLINE_EXCEEDED` (the work still finishes in the background, so a mutation is never half done)."
+        }
+        "serve.http.client_timeout" => {
+            "Longest the request headers may take to arrive, and separately the request body (counted from when the handler starts reading). A late head closes the connection; a late body is answered 408 with reason `REQUEST_TIMEOUT` and the connection is closed."
+        }
+        "serve.http.max_inflight" => {
+            "Requests in flight per HTTP worker beyond which a new request is answered at once with 503, reason `OVERLOADED` and `Retry-After: 1`, instead of queueing. The metrics port (`/metrics`, `/health/*`) is never shed. `0` = no limit."
+        }
         "serve.metrics.host" => "Address of the metrics port (`/metrics`, `/health/*`).",
         "serve.metrics.port" => "Port of `/metrics` and the health endpoints.",
         "credentials.issuer" => {
@@ -86,6 +95,9 @@ fn describe(path: &str) -> Option<&'static str> {
         "db.max_conns" => "Connections in the pool.",
         "db.pool_timeout" => "How long a request waits for a pooled connection before `503`.",
         "db.connect_timeout" => "How long opening a connection may take.",
+        "db.statement_timeout" => {
+            "Longest one database statement may take, waiting for locks included (PostgreSQL `statement_timeout` on every connection; SQLite's busy timeout is capped by it). A stalled database then fails a request with 503 (an uncached verify with `VERIFICATION_ERROR_INTERNAL`) instead of hanging. PostgreSQL connections also get TCP keepalive (probes after 30 s idle, 3 × 10 s) unless the DSN sets `keepalives*`."
+        }
         "cache.type" => "Verification cache: `noop`, `memory` (per node) or `redis` (shared).",
         "cache.enabled" => "Turns the cache off without changing its type (hot-reloadable).",
         "cache.ttl" => "Longest time an entry is served; capped by the key's expiry.",

@@ -8,7 +8,10 @@ use uuid::Uuid;
 
 use super::requests::{DeriveRequest, TokenAlgorithm};
 use super::verify::{CacheMode, VerifyErrorCode, VerifyRequest};
-use super::{Service, keys::add_ttl};
+use super::{
+    Service,
+    keys::{add_ttl, check_ttl_floor},
+};
 use crate::error::{CoreError, Result};
 
 /// A derived token and what it carries.
@@ -77,6 +80,7 @@ impl Service {
                 .map_err(|e| CoreError::bad(format!("ttl: {e}")))?,
             None => rt.derived_default_ttl,
         };
+        check_ttl_floor(ttl)?;
         if ttl > rt.max_ttl {
             return Err(CoreError::bad("ttl exceeds credentials.api_keys.max_ttl"));
         }

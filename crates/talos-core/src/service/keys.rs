@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use talos_credentials::{imported, issued, route};
 use talos_storage::{
     BatchItemOutcome, ConflictKind, ImportedHash, InsertOutcome, KeyKind, KeyPatch, KeyRecord,
-    Revocation, RevocationReason, StorageError, StoredStatus, Visibility,
+    Quota, Revocation, RevocationReason, StorageError, StoredStatus, Visibility,
 };
 use uuid::Uuid;
 
@@ -94,6 +94,7 @@ impl Runtime {
                 )
             })?,
         };
+        check_ttl_floor(ttl)?;
         if ttl > self.max_ttl {
             return Err(CoreError::bad(format!(
                 "ttl {} exceeds the project maximum of {}",
@@ -113,6 +114,22 @@ impl Runtime {
             }),
             _ => Ok(&self.prefix),
         }
+    }
+}
+
+/// The shortest TTL accepted for keys, imports and derived tokens (decisions.md "Quota and TTL
+/// floor"): anything shorter would hand out a credential that is expired on arrival.
+pub(crate) const MIN_TTL: Duration = Duration::from_secs(1);
+
+pub(crate) fn check_ttl_floor(ttl: Duration) -> Result<()> {
+    if ttl.is_zero() {
+        Err(CoreError::bad(
+            "ttl must be greater than 0; non-expiring API keys are not supported",
+        ))
+    } else if ttl < MIN_TTL {
+        Err(CoreError::bad("ttl must be at least 1s"))
+    } else {
+        Ok(())
     }
 }
 
@@ -159,25 +176,22 @@ fn new_record(
 }
 
 impl Service {
-    async fn check_quota(
+    /// Inserts a key, within `quota.api_keys_max` when one is set: the storage counts and inserts
+    /// atomically per network, so concurrent requests cannot overshoot the quota.
+    async fn insert_within_quota(
         &self,
         rt: &Runtime,
-        nid: Uuid,
-        adding: u64,
+        rec: &KeyRecord,
         now: DateTime<Utc>,
-    ) -> Result<u64> {
+    ) -> std::result::Result<InsertOutcome, StorageError> {
         if rt.quota_max == 0 {
-            return Ok(u64::MAX);
+            return self.store.insert_key(rec).await;
         }
-        let current = self.store.count_active(nid, now).await?;
-        let room = rt.quota_max.saturating_sub(current);
-        if adding > 0 && room == 0 {
-            return Err(CoreError::QuotaExceeded {
-                limit: rt.quota_max,
-                current,
-            });
-        }
-        Ok(room)
+        let quota = Quota {
+            max: rt.quota_max,
+            now,
+        };
+        self.store.insert_key_within(rec, &quota).await
     }
 
     fn mint(rt: &Runtime, visibility: Visibility, now: DateTime<Utc>) -> Result<(Uuid, String)> {
@@ -203,8 +217,7 @@ impl Service {
             now,
             add_ttl(now, ttl)?,
         )?;
-        self.check_quota(&rt, nid, 1, now).await?;
-        match self.store.insert_key(&rec).await {
+        match self.insert_within_quota(&rt, &rec, now).await {
             Ok(InsertOutcome::Inserted(key)) => {
                 audit::key_event(audit::names::ISSUED_CREATED, &key);
                 Ok(IssuedKey { key, secret })
@@ -578,8 +591,7 @@ impl Service {
         if self.imported_under_retired(&rt, nid, &req.raw_key).await? {
             return Err(Self::duplicate());
         }
-        self.check_quota(&rt, nid, 1, now).await?;
-        match self.store.insert_key(&rec).await {
+        match self.insert_within_quota(&rt, &rec, now).await {
             Ok(InsertOutcome::Inserted(k) | InsertOutcome::Existing(k)) => {
                 audit::key_event(audit::names::IMPORTED_CREATED, &k);
                 Ok(k)
@@ -632,21 +644,18 @@ impl Service {
                 result: outcome,
             });
         }
-        let room = self.check_quota(&rt, nid, 0, now).await?;
-        if (to_insert.len() as u64) > room {
-            for (index, _) in to_insert.drain(room as usize..) {
-                results[index] = Some(BatchItem {
-                    index,
-                    result: fail(
-                        BatchErrorCode::ResourceExhausted,
-                        format!("API key quota exceeded: limit {}", rt.quota_max),
-                    ),
-                });
-            }
-        }
         if !to_insert.is_empty() {
             let recs: Vec<KeyRecord> = to_insert.iter().map(|(_, r)| r.clone()).collect();
-            let outcomes = self.store.insert_keys_batch(&recs).await?;
+            // Items past the quota's room (counted atomically with the insert) are refused.
+            let outcomes = if rt.quota_max == 0 {
+                self.store.insert_keys_batch(&recs).await?
+            } else {
+                let quota = Quota {
+                    max: rt.quota_max,
+                    now,
+                };
+                self.store.insert_keys_batch_within(&recs, &quota).await?
+            };
             for ((index, _), outcome) in to_insert.into_iter().zip(outcomes) {
                 let result = match outcome {
                     BatchItemOutcome::Inserted(k) => {
@@ -656,6 +665,10 @@ impl Service {
                     BatchItemOutcome::Duplicate => {
                         fail(BatchErrorCode::AlreadyExists, Self::duplicate().to_string())
                     }
+                    BatchItemOutcome::QuotaExceeded => fail(
+                        BatchErrorCode::ResourceExhausted,
+                        format!("API key quota exceeded: limit {}", rt.quota_max),
+                    ),
                 };
                 results[index] = Some(BatchItem { index, result });
             }

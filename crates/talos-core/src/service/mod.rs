@@ -50,6 +50,17 @@ fn weigh(k: &CachedKey) -> u32 {
         as u32
 }
 
+/// How long `/health/ready` waits for each dependency.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A dependency that `/health/ready` found not ready: `dependency` (`database`, `cache`,
+/// `secrets`) may be shown to clients, `detail` only logged.
+#[derive(Debug)]
+pub struct NotReady {
+    pub dependency: &'static str,
+    pub detail: String,
+}
+
 /// The Talos service. Cheap to share behind an `Arc`; every method is scoped by network id.
 pub struct Service {
     runtime: ArcSwap<Runtime>,
@@ -72,6 +83,8 @@ pub struct Service {
     cache_trust: Arc<invalidation::CacheTrust>,
     /// Delivers recorded evictions and renews `cache_trust` (shared caches only).
     _outbox: Option<invalidation::OutboxTask>,
+    /// The Redis server behind `cache.type: redis`, pinged by `/health/ready`.
+    redis_health: Option<Redis>,
 }
 
 /// Rate-limits a log line: at most one per `every`, counting what was suppressed in between.
@@ -131,6 +144,7 @@ impl Service {
             max_conns: config.db.max_conns,
             pool_timeout: config.db.pool_timeout.get(),
             connect_timeout: config.db.connect_timeout.get(),
+            statement_timeout: config.db.statement_timeout.get(),
         };
         let store = talos_storage::connect(&config.db.dsn, &opts)
             .await
@@ -171,7 +185,13 @@ impl Service {
             rate_limiter = limiter.kind(),
             "verification cache and rate limiter ready"
         );
-        Ok(Service::new(config, store, cache)?.with_limiter(limiter))
+        let mut service = Service::new(config, store, cache)?.with_limiter(limiter);
+        if config.cache.kind == CacheType::Redis
+            && let Some(redis) = redis
+        {
+            service = service.with_redis_health(redis);
+        }
+        Ok(service)
     }
 
     /// Builds a service from parts (tests inject fakes here).
@@ -198,6 +218,7 @@ impl Service {
             limiter_fail_closed: config.rate_limit.fail_closed,
             limiter_errors: LogThrottle::new(Duration::from_secs(10)),
             cache_errors: LogThrottle::new(Duration::from_secs(10)),
+            redis_health: None,
             touched: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(86_400))
@@ -243,16 +264,43 @@ impl Service {
         &self.store
     }
 
-    /// Readiness: the database answers and a current secret is configured.
-    pub async fn ready(&self) -> std::result::Result<(), String> {
-        self.store
-            .ping()
-            .await
-            .map_err(|e| format!("database: {e}"))?;
+    /// Readiness: the database (and Redis, for the Redis cache) answers within 1 s each, and a
+    /// current secret is configured.
+    pub async fn ready(&self) -> std::result::Result<(), NotReady> {
+        // Each dependency gets its own bound, so a stalled one is reported as such promptly.
+        async fn within<E: std::fmt::Display>(
+            dependency: &'static str,
+            check: impl std::future::Future<Output = std::result::Result<(), E>>,
+        ) -> std::result::Result<(), NotReady> {
+            match tokio::time::timeout(READY_CHECK_TIMEOUT, check).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(NotReady {
+                    dependency,
+                    detail: e.to_string(),
+                }),
+                Err(_) => Err(NotReady {
+                    dependency,
+                    detail: format!("no answer within {READY_CHECK_TIMEOUT:?}"),
+                }),
+            }
+        }
+        within("database", self.store.ping()).await?;
+        if let Some(redis) = &self.redis_health {
+            within("cache", redis.ping()).await?;
+        }
         if self.runtime.load().keyring.current().is_err() {
-            return Err("project has no HMAC key configured".into());
+            return Err(NotReady {
+                dependency: "secrets",
+                detail: "project has no HMAC key configured".into(),
+            });
         }
         Ok(())
+    }
+
+    /// Lets `/health/ready` ping the Redis server behind the cache.
+    pub fn with_redis_health(mut self, redis: Redis) -> Self {
+        self.redis_health = Some(redis);
+        self
     }
 
     fn cache_key(nid: Uuid, rec: &KeyRecord) -> CacheKey {

@@ -119,12 +119,15 @@ pub fn update_request(
         .filter(|m| !m.is_empty());
     let body_mask: Option<Vec<String>> = match body_mask {
         None | Some(Value::Null) => None,
+        // The JSON form of an empty FieldMask.
+        Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s.split(',').map(str::to_string).collect()),
         Some(Value::Object(o)) => match o.get("paths") {
             Some(Value::Array(a)) => Some(
                 a.iter()
-                    .map(|p| p.as_str().unwrap_or("").to_string())
-                    .collect(),
+                    .map(|p| p.as_str().map(str::to_string))
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or_else(|| ApiError::bad("update_mask.paths must be a list of strings"))?,
             ),
             None | Some(Value::Null) => Some(Vec::new()),
             _ => return Err(ApiError::bad("update_mask.paths must be a list of strings")),
@@ -145,13 +148,10 @@ pub fn update_request(
         }
         (q, b) => q.or(b).filter(|m| !m.is_empty()),
     };
+    // Every path must name a field: an empty one (`,,,`, `name,`) is a malformed mask, not "no
+    // mask" (which would apply every non-empty field instead of the ones meant).
     let mask = mask
-        .map(|m| {
-            m.iter()
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| UpdateField::parse(p))
-                .collect()
-        })
+        .map(|m| m.iter().map(|p| UpdateField::parse(p)).collect())
         .transpose()?;
     Ok(UpdateRequest {
         mask,

@@ -29,9 +29,11 @@ pub async fn alive() -> HttpResponse {
 pub async fn ready(state: State) -> HttpResponse {
     match state.service.ready().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
-        Err(reason) => {
-            tracing::warn!(%reason, "not ready");
-            HttpResponse::ServiceUnavailable().json(json!({ "errors": { "ready": reason } }))
+        // The body names the dependency only: error text can carry hosts, users or paths.
+        Err(e) => {
+            tracing::warn!(dependency = e.dependency, detail = %e.detail, "not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "errors": { e.dependency: "not ready" } }))
         }
     }
 }

@@ -53,6 +53,7 @@ async fn state() -> web::Data<AppState> {
         metrics: None,
         cors: Default::default(),
         access: Default::default(),
+        limits: talos_http::Limits::from_config(&config.serve.http),
     })
 }
 

@@ -12,7 +12,7 @@ fn outcome_ids(o: &[BatchItemOutcome]) -> Vec<Option<String>> {
     o.iter()
         .map(|o| match o {
             BatchItemOutcome::Inserted(k) => Some(k.key_id.clone()),
-            BatchItemOutcome::Duplicate => None,
+            BatchItemOutcome::Duplicate | BatchItemOutcome::QuotaExceeded => None,
         })
         .collect()
 }

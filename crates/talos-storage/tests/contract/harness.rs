@@ -286,5 +286,6 @@ pub fn short_opts() -> StoreOptions {
         max_conns: 2,
         pool_timeout: Duration::from_secs(1),
         connect_timeout: Duration::from_secs(1),
+        statement_timeout: Duration::from_secs(1),
     }
 }

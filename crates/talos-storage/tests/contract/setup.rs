@@ -1,5 +1,6 @@
 //! Connection setup, migrations and failure modes; also `sqlite::memory:`.
 
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use talos_storage::*;
 
 use crate::harness::*;
@@ -333,4 +334,75 @@ async fn run_cancellations(store: &std::sync::Arc<dyn Store>) {
             assert_eq!(store.get_key(n, kind, &k.key_id).await.unwrap(), k);
         }
     }
+}
+
+/// Options for the stall tests: a generous pool timeout, so only the statement timeout can end
+/// the wait.
+fn stall_opts() -> StoreOptions {
+    StoreOptions {
+        max_conns: 2,
+        pool_timeout: std::time::Duration::from_secs(120),
+        statement_timeout: std::time::Duration::from_secs(1),
+        ..opts()
+    }
+}
+
+/// Awaits a storage call that must fail as `Unavailable` because of the statement timeout. The
+/// guard (far above the 1 s statement timeout) only turns "hangs until the lock is released"
+/// into a failure instead of a stuck test.
+async fn expect_unavailable<T: std::fmt::Debug>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T>>,
+) {
+    match tokio::time::timeout(std::time::Duration::from_secs(60), fut).await {
+        Ok(Err(StorageError::Unavailable(_))) => {}
+        Ok(other) => panic!("{what}: expected Unavailable, got {other:?}"),
+        Err(_) => panic!("{what}: still waiting for the locked table after 60 s"),
+    }
+}
+
+/// A writer holding SQLite's lock makes a write fail after `statement_timeout` (the busy timeout
+/// is no longer than it), not after the much longer pool timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_stalled_database_fails_within_the_statement_timeout() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+
+    let (_dir, dsn) = sqlite_dsn();
+    migrate_up(&dsn).await.unwrap();
+    let store = connect(&dsn, &stall_opts()).await.unwrap();
+    let path = dsn.trim_start_matches("sqlite://").to_owned();
+    let mut locker = diesel::SqliteConnection::establish(&path).unwrap();
+    locker.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let n = nid();
+    expect_unavailable("insert", store.insert_key(&issued(n, &uuid_id()))).await;
+    locker.batch_execute("COMMIT").unwrap();
+    inserted(store.insert_key(&issued(n, &uuid_id())).await.unwrap());
+}
+
+/// `LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE` held by another session (on a private
+/// database): reads and writes fail with `Unavailable` once PostgreSQL's `statement_timeout`
+/// cancels them, and the store works again once the lock is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_stalled_database_fails_within_the_statement_timeout() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    migrate_up(&db.dsn).await.unwrap();
+    let store = connect(&db.dsn, &stall_opts()).await.unwrap();
+    let n = nid();
+    let k = inserted(store.insert_key(&issued(n, &uuid_id())).await.unwrap());
+    let mut locker = AsyncPgConnection::establish(&db.dsn).await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    expect_unavailable("get", store.get_key(n, KeyKind::Issued, &k.key_id)).await;
+    expect_unavailable("insert", store.insert_key(&issued(n, &uuid_id()))).await;
+    expect_unavailable("count", store.count_active(n, now())).await;
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        store.get_key(n, KeyKind::Issued, &k.key_id).await.unwrap(),
+        k
+    );
 }
