@@ -729,3 +729,38 @@ async fn random_methods_do_not_grow_metrics() {
     );
     assert!(!after.iter().any(|l| l.contains("RND")), "{after:?}");
 }
+
+/// A body trickling in slower than `serve.http.client_timeout` is answered 408 and the
+/// connection closed (it used to stay open for as long as the client kept sending).
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_body_is_cut_by_the_client_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    write_config(
+        &cfg,
+        &format!(
+            "{}serve:\n  http:\n    client_timeout: 1s\n",
+            config(SECRET_A, &[])
+        ),
+    );
+    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    s.wait_alive().await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        b"POST /v2alpha1/admin/apiKeys:verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // Read until the server closes the connection; the guard only turns "never" into a failure.
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut response))
+        .await
+        .expect("the server kept the slow connection open")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
+}
