@@ -173,6 +173,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors: config.serve.http.cors.clone(),
         access: talos_http::Access::new(plane).with_hosts(host_policy(&config)),
         limits: talos_http::Limits::from_config(&config.serve.http),
+        draining: Default::default(),
     });
     if state.metrics.is_some() {
         // Pool gauges, sampled: cheap, and enough for dashboards and alerts.
@@ -250,7 +251,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(h);
     }
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    // Keep serving for a moment while readiness fails and responses close their connections, so
+    // load balancers and keep-alive clients move on before the listener closes: connections that
+    // are queued when it closes are reset, not answered.
+    let drain = config.serve.http.drain_time.get();
+    tracing::info!(
+        ?drain,
+        "shutting down: draining, then finishing in-flight requests"
+    );
+    state.draining.start();
+    tokio::time::sleep(drain).await;
     if let Some(h) = health_handle {
         h.stop(true).await;
     }

@@ -764,3 +764,58 @@ async fn slow_body_is_cut_by_the_client_timeout() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
 }
+
+/// After SIGTERM the server drains for `serve.http.drain_time`: it still answers (a request sent
+/// just before the signal must not be reset with the listener), readiness is 503 and responses
+/// close their connections; then it stops within the 10 s bound.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_before_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("talos.yaml");
+    write_config(
+        &cfg,
+        &format!(
+            "{}serve:\n  http:\n    drain_time: 3s\n",
+            config("drain-test-secret-0123456789abcdefghijklmnop", &[])
+        ),
+    );
+    let mut server = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
+    server.wait_alive().await;
+    let key = server.issue().await;
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    // Readiness turns 503 while requests are still answered.
+    let client = reqwest::Client::new();
+    let mut drained = false;
+    for _ in 0..40 {
+        let r = client
+            .get(format!("{}/health/ready", server.url))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["errors"]["server"], "shutting down");
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(drained, "readiness reports the shutdown");
+    let r = client
+        .post(format!("{}/v2alpha1/admin/apiKeys:verify", server.url))
+        .json(&json!({ "credential": key }))
+        .send()
+        .await
+        .expect("still answered while draining");
+    assert_eq!(r.headers()["connection"], "close");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["is_valid"], true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "stopped within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -55,6 +55,23 @@ pub struct AppState {
     pub access: Access,
     /// Request and body deadlines, load shedding.
     pub limits: Limits,
+    /// Set on shutdown: readiness fails and connections are not kept alive.
+    pub draining: Draining,
+}
+
+/// The server is shutting down: `/health/ready` answers 503 and responses carry
+/// `Connection: close`, while requests are still served (see `serve.http.drain_time`).
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<std::sync::atomic::AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Renders the metrics registry in the Prometheus text format.

@@ -39,10 +39,9 @@ pub async fn request_context(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().clone();
     let path = req.path().to_string();
-    let exclude = req
-        .app_data::<actix_web::web::Data<crate::AppState>>()
-        .is_some_and(|s| s.exclude_health_from_log)
-        && path.starts_with("/health/");
+    let state = req.app_data::<actix_web::web::Data<crate::AppState>>();
+    let exclude = state.is_some_and(|s| s.exclude_health_from_log) && path.starts_with("/health/");
+    let draining = state.is_some_and(|s| s.draining.is_draining());
     let span = tracing::info_span!("request", request_id = %id);
     let mut res = next.call(req).instrument(span.clone()).await?;
     let headers = res.headers_mut();
@@ -51,6 +50,14 @@ pub async fn request_context(
     }
     for (k, v) in SECURITY_HEADERS {
         headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+
+    if draining {
+        // Shutting down: the client's next request should open a connection elsewhere (actix
+        // writes `Connection: close` from the head's connection type, not from the headers).
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
     }
     let route = res
         .request()

@@ -40,6 +40,7 @@ async fn state_with(extra: &str) -> web::Data<AppState> {
         cors: Default::default(),
         access: Default::default(),
         limits: talos_http::Limits::from_config(&config.serve.http),
+        draining: Default::default(),
     })
 }
 
@@ -748,6 +749,7 @@ async fn cors_when_enabled() {
         },
         access: Default::default(),
         limits: base.limits,
+        draining: Default::default(),
     });
     let app = app!(state);
     let preflight = TestRequest::default()

@@ -63,6 +63,9 @@ pub struct HttpConfig {
     pub client_timeout: ConfigDuration,
     /// Requests in flight per worker beyond which new ones get 503 `OVERLOADED`; 0 = no limit.
     pub max_inflight: usize,
+    /// After SIGTERM, how long the server keeps answering (readiness 503, `Connection: close`)
+    /// before it stops accepting and finishes what is in flight.
+    pub drain_time: ConfigDuration,
 }
 
 impl Default for HttpConfig {
@@ -80,6 +83,7 @@ impl Default for HttpConfig {
             request_timeout: ConfigDuration::secs(15),
             client_timeout: ConfigDuration::secs(10),
             max_inflight: 1024,
+            drain_time: ConfigDuration::secs(1),
         }
     }
 }

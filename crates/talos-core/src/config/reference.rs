@@ -44,6 +44,9 @@ fn describe(path: &str) -> Option<&'static str> {
         "serve.http.client_timeout" => {
             "Longest the request headers may take to arrive, and separately the request body (counted from when the handler starts reading). A late head closes the connection; a late body is answered 408 with reason `REQUEST_TIMEOUT` and the connection is closed."
         }
+        "serve.http.drain_time" => {
+            "After SIGTERM/SIGINT: how long the server keeps serving while `/health/ready` answers 503 and every response carries `Connection: close`, so load balancers and keep-alive clients move away before it stops accepting connections and finishes the requests in flight."
+        }
         "serve.http.max_inflight" => {
             "Requests in flight per HTTP worker beyond which a new request is answered at once with 503, reason `OVERLOADED` and `Retry-After: 1`, instead of queueing. The metrics port (`/metrics`, `/health/*`) is never shed. `0` = no limit."
         }

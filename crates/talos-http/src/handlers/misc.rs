@@ -27,6 +27,10 @@ pub async fn alive() -> HttpResponse {
 }
 
 pub async fn ready(state: State) -> HttpResponse {
+    if state.draining.is_draining() {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({ "errors": { "server": "shutting down" } }));
+    }
     match state.service.ready().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
         // The body names the dependency only: error text can carry hosts, users or paths.

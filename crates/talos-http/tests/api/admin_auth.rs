@@ -54,6 +54,7 @@ async fn state() -> web::Data<AppState> {
         cors: Default::default(),
         access: Default::default(),
         limits: talos_http::Limits::from_config(&config.serve.http),
+        draining: Default::default(),
     })
 }
 

@@ -31,6 +31,7 @@ async fn state(cors: CorsConfig, hosts: HostPolicy) -> web::Data<AppState> {
         cors,
         access: Access::new(Plane::All).with_hosts(hosts),
         limits: talos_http::Limits::from_config(&config.serve.http),
+        draining: Default::default(),
     })
 }
 
