@@ -20,7 +20,7 @@ fn describe(path: &str) -> Option<&'static str> {
             "Leave `/health/*` out of the request log."
         }
         "serve.http.cors.enabled" => {
-            "Accepted for compatibility; CORS handling is not implemented yet."
+            "Answer browsers' CORS requests (preflight and response headers) with the settings below; off by default."
         }
         "serve.http.cors.allowed_origins"
         | "serve.http.cors.allowed_methods"
