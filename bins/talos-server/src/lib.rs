@@ -1,5 +1,6 @@
 //! `talos-server`: serve the API, run migrations, print the version.
 
+mod banner;
 mod dev;
 mod serve;
 
