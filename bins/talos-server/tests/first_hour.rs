@@ -106,3 +106,80 @@ fn an_explicit_actix_log_level_is_respected() {
     let (out, _, _) = startup_output(&[("TALOS_LOG_LEVEL", "info,actix_server=info")]);
     assert!(out.contains("actix-web-service"), "{out}");
 }
+
+fn failing(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("TALOS_DB_DSN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn a_wrong_postgres_port_names_the_target_the_os_error_and_a_hint() {
+    let port = free_port(); // bound and released: nothing listens there
+    let dsn =
+        format!("postgres://talos:pw-not-for-logs@127.0.0.1:{port}/talos_keys?sslmode=disable");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("credentials: {{ issuer: \"x\" }}\ndb: {{ dsn: \"{dsn}\" }}\n"),
+    )
+    .unwrap();
+    for err in [
+        failing(&["migrate", "up", "--database", &dsn]),
+        failing(&["serve", "--config", cfg.to_str().unwrap()]),
+    ] {
+        for want in [
+            format!("postgres://talos@127.0.0.1:{port}/talos_keys"),
+            format!("port {port}"),
+            "database talos_keys".to_string(),
+            "os error".to_string(),
+            "hint:".to_string(),
+            "pg_isready".to_string(),
+        ] {
+            assert!(err.contains(&want), "{want:?} missing from:\n{err}");
+        }
+        assert!(!err.contains("pw-not-for-logs"), "password leaked:\n{err}");
+    }
+}
+
+#[test]
+fn a_missing_postgres_database_suggests_createdb() {
+    let Ok(admin) = std::env::var("TALOS_TEST_DATABASE_URL") else {
+        eprintln!("TALOS_TEST_DATABASE_URL unset: PostgreSQL leg not run");
+        return;
+    };
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+    let db = format!("talos_missing_{}", std::process::id());
+    let err = failing(&["migrate", "status", "--database", &format!("{base}/{db}")]);
+    for want in [
+        format!("database {db}"),
+        "does not exist".to_string(),
+        format!("createdb -h 127.0.0.1 -p 5432 -U postgres {db}"),
+    ] {
+        assert!(err.contains(&want), "{want:?} missing from:\n{err}");
+    }
+}
+
+#[test]
+fn an_unreachable_redis_is_a_startup_warning_naming_the_address() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (out, _, _) = startup_output(&[
+        ("TALOS_CACHE_TYPE", "redis"),
+        ("TALOS_CACHE_REDIS_ADDRS", addr.as_str()),
+        ("TALOS_CACHE_REDIS_PASSWORD", "redis-pw-not-for-logs"),
+    ]);
+    let warning = out
+        .lines()
+        .find(|l| l.contains("Redis is not reachable at startup"))
+        .unwrap_or_else(|| panic!("no Redis warning:\n{out}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains(&addr), "{warning}");
+    assert!(!out.contains("redis-pw-not-for-logs"), "{out}");
+}

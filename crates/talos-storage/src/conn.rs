@@ -178,7 +178,8 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
             has_connect_timeout,
         } => {
             let url = Target::postgres_url(&url, has_connect_timeout, opts.connect_timeout);
-            let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config());
+            let manager =
+                AsyncDieselConnectionManager::new_with_config(url.clone(), manager_config());
             let store = PgStore {
                 pool: build_pool(
                     manager,
@@ -187,7 +188,12 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
                     opts,
                 )?,
             };
-            drop(store.conn().await?);
+            match store.conn().await {
+                Ok(c) => drop(c),
+                Err(e) => {
+                    return Err(crate::diagnose::postgres(&url, opts.connect_timeout, e).await);
+                }
+            }
             Ok(Arc::new(store))
         }
         Target::SqliteFile { path } => {
