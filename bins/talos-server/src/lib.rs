@@ -1,6 +1,7 @@
 //! `talos-server`: serve the API, run migrations, print the version.
 
 mod admin_token;
+mod banner;
 mod dev;
 mod serve;
 
@@ -10,11 +11,19 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use talos_core::config::{ConfigSource, load};
 
+/// Where settings come from, for `--help`: a first-time operator's next question.
+const SETTINGS_HELP: &str = "Configuration: a YAML file (--config) and TALOS_* environment variables, one per key: TALOS_ + the key \
+path upper-cased with . -> _ (e.g. TALOS_DB_DSN, TALOS_SECRETS_HMAC_CURRENT, TALOS_SERVE_HTTP_PORT); the environment \
+wins. Every key, its default and its variable: docs/configuration.md.\n\
+Default ports: API 4420 (serve.http.port), metrics and health 4422 (serve.metrics.port). \
+`serve --dev` needs nothing else: SQLite and a generated secret in the working directory.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "talos-server",
     version,
-    about = "Talos API key management server"
+    about = "Talos API key management server",
+    after_help = SETTINGS_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -24,6 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API.
+    #[command(after_help = SETTINGS_HELP)]
     Serve(ServeArgs),
     /// Apply or inspect database migrations.
     Migrate {

@@ -13,9 +13,20 @@ use talos_storage::Backend;
 
 use crate::{ServeArgs, dev};
 
+/// `log.level`, with actix-server's per-worker start and stop lines ("starting service:
+/// actix-web-service-…", "starting N workers") turned down to warnings: they name no URL a user
+/// can open and bury the startup block. A level that mentions actix itself is taken as given.
+fn log_filter(level: &str) -> String {
+    if level.contains("actix") {
+        level.to_owned()
+    } else {
+        format!("{level},actix_server=warn")
+    }
+}
+
 fn init_logging(c: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&c.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&c.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -203,14 +214,31 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let api = talos_http::server(state.clone(), listener, http.workers)?;
     let m = &config.serve.metrics;
+    let mut metrics_addr = None;
     let health = match std::net::TcpListener::bind((m.host.as_str(), m.port)) {
-        Ok(l) => Some(talos_http::health_server(state.clone(), l)?),
+        Ok(l) => {
+            metrics_addr = l.local_addr().ok();
+            Some(talos_http::health_server(state.clone(), l)?)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen on the metrics port {}:{}; health is still served on the API port", m.host, m.port);
             None
         }
     };
-    tracing::info!(%addr, plane = plane.as_str(), dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
+    let urls = crate::banner::Urls::new(addr, metrics_addr);
+    tracing::info!(
+        api = %urls.api,
+        plane = plane.as_str(),
+        metrics = %urls.metrics.as_deref().unwrap_or("not served"),
+        openapi = %urls.openapi(),
+        dsn_backend = ?Backend::from_dsn(&config.db.dsn)?,
+        "talos-server listening"
+    );
+    if config.log.format == LogFormat::Text {
+        // For people: where to go and what to try. JSON logs get the event above only, so the
+        // stream stays parseable.
+        eprintln!("{}", urls.block());
+    }
 
     // Reload: poll the file (cheap, and it follows symlink swaps of the file or its directory).
     if source.path.is_some() {

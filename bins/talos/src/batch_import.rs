@@ -299,6 +299,23 @@ fn progress_bar(ctx: &Ctx, path: &Path) -> Option<ProgressBar> {
     Some(pb)
 }
 
+/// Creates (or truncates) a file only the owner can read: the failures file holds raw keys.
+/// An existing file keeps its inode but loses any wider permissions before a byte is written.
+fn create_private(path: &std::path::Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let f = opts.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(f)
+    }
+    #[cfg(not(unix))]
+    opts.open(path)
+}
+
 /// How the run ended, besides row failures.
 enum Stop {
     Finished,
@@ -315,7 +332,7 @@ pub async fn batch_import(ctx: &Ctx, a: BatchImportArgs) -> Result<(), CliError>
         ctx.out.warn(w);
     }
     let failures = match &a.failures {
-        Some(p) => Some(BufWriter::new(File::create(p).map_err(|e| {
+        Some(p) => Some(BufWriter::new(create_private(p).map_err(|e| {
             CliError::Usage(format!("cannot create {}: {e}", p.display()))
         })?)),
         None => None,

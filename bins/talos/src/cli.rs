@@ -14,12 +14,9 @@ use talos_client::{JsonObject, RevocationReason, TokenAlgorithm};
     propagate_version = true,
     max_term_width = 110
 )]
-#[command(
-    after_help = "Exit codes: 0 success, 1 negative result (key not active, failed rows), 2 usage error, \
-                        3 server error, 4 endpoint unreachable."
-)]
+#[command(after_help = crate::exit::HELP)]
 pub struct Cli {
-    /// Talos server URL.
+    /// Talos server URL [default: http://localhost:4420].
     #[arg(
         short = 'e',
         long,
@@ -51,6 +48,46 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The command tree as parsed and shown: the exit codes under every command's `--help`, and global
+/// flags that a command ignores hidden from its help (`jwk generate` and `completion` run locally,
+/// so no endpoint or other server flag; `completion` prints a script, so no format either).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    // A subcommand that already has an argument of a global's id does not receive the global
+    // (clap skips it when propagating), so a hidden copy there hides it in that subtree.
+    let hidden: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .map(|a| a.clone().hide(true))
+        .collect();
+    // Every global but the ones listed, so a global added later (a server flag) is hidden too.
+    let hide_all_but = |keep: &'static [&'static str]| {
+        let hidden = hidden.clone();
+        move |sub: clap::Command| {
+            hidden
+                .iter()
+                .filter(|a| !keep.contains(&a.get_id().as_str()))
+                .fold(sub, |sub, a| sub.arg(a.clone()))
+        }
+    };
+    let cmd = cmd
+        .mut_subcommand("jwk", hide_all_but(&["format"]))
+        .mut_subcommand("completion", hide_all_but(&[]));
+    with_exit_codes(cmd)
+}
+
+fn with_exit_codes(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let cmd = cmd.after_help(crate::exit::HELP);
+    names
+        .iter()
+        .fold(cmd, |c, n| c.mut_subcommand(n, with_exit_codes))
 }
 
 /// Output formats.

@@ -8,10 +8,17 @@ pub const OK: i32 = 0;
 pub const NEGATIVE: i32 = 1;
 /// Bad command line or unusable input.
 pub const USAGE: i32 = 2;
-/// The server answered with an error.
-pub const SERVER: i32 = 3;
+/// The server refused the request (a 4xx answer: bad input, not found, already exists, …).
+pub const REFUSED: i32 = 3;
 /// The endpoint could not be reached.
 pub const UNREACHABLE: i32 = 4;
+/// The server failed (a 5xx answer, or a success answer that is not what the endpoint returns).
+pub const SERVER_FAILED: i32 = 5;
+
+/// The exit codes for `--help` (after_help) and the docs.
+pub const HELP: &str = "Exit codes: 0 success; 1 negative result (key not active, failed rows) or a local failure; \
+2 usage error; 3 the server refused the request (4xx: message and reason printed); 4 endpoint unreachable; \
+5 the server failed (5xx); 130 interrupted.";
 /// Stopped by Ctrl-C (the shell convention 128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
 
@@ -20,7 +27,7 @@ pub const INTERRUPTED: i32 = 130;
 pub enum CliError {
     /// Bad flags or input; exit 2.
     Usage(String),
-    /// A call failed; exit 3 (server error) or 4 (unreachable).
+    /// A call failed; exit 3 (4xx), 4 (unreachable) or 5 (5xx).
     Client(ClientError),
     /// The answer is "no" (already reported on stdout/stderr); exit 1, with an optional extra line.
     Negative(Option<String>),
@@ -59,12 +66,14 @@ impl CliError {
     }
 }
 
-/// Exit code of a client error: 3 for anything the server said, 4 when it could not be reached, 2 for a bad URL.
+/// Exit code of a client error: 3 when the server refused the request (4xx), 5 when it failed
+/// (5xx or an answer that does not decode), 4 when it could not be reached, 2 for a bad URL.
 pub fn client_exit_code(e: &ClientError) -> i32 {
     match e {
+        ClientError::Api { status, .. } if (400..500).contains(status) => REFUSED,
         ClientError::Unreachable { .. } => UNREACHABLE,
         ClientError::InvalidEndpoint { .. } => USAGE,
-        _ => SERVER,
+        _ => SERVER_FAILED,
     }
 }
 
@@ -125,7 +134,9 @@ mod tests {
         assert_eq!(CliError::Negative(None).exit_code(), 1);
         assert_eq!(CliError::Failed("x".into()).exit_code(), 1);
         assert_eq!(CliError::Client(api(404)).exit_code(), 3);
-        assert_eq!(CliError::Client(api(500)).exit_code(), 3);
+        assert_eq!(CliError::Client(api(409)).exit_code(), 3);
+        assert_eq!(CliError::Client(api(500)).exit_code(), 5);
+        assert_eq!(CliError::Client(api(503)).exit_code(), 5);
         assert_eq!(CliError::Interrupted.exit_code(), 130);
         let bad = talos_client::Client::new("ftp://x").unwrap_err();
         assert_eq!(CliError::Client(bad).exit_code(), 2);

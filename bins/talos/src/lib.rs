@@ -1,10 +1,11 @@
 //! The `talos` command-line client. `main` only calls [`run`]; everything else lives here so it can be tested.
 //!
-//! Exit codes: 0 success, 1 negative result, 2 usage, 3 server error, 4 endpoint unreachable, 130 interrupted.
+//! Exit codes: 0 success, 1 negative result, 2 usage, 3 the server refused the request (4xx), 4 endpoint
+//! unreachable, 5 the server failed (5xx), 130 interrupted (see `exit`).
 
 use std::ffi::OsString;
 
-use clap::{CommandFactory, Parser};
+use clap::FromArgMatches;
 use talos_client::Client;
 
 pub mod batch_import;
@@ -50,7 +51,10 @@ where
     if let Some(server_args) = server::passthrough(&args) {
         return finish(server::exec(server_args));
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -104,7 +108,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 },
         } => jwk::run(&ctx, kid, base64_url),
         Command::Completion { shell } => {
-            let mut cmd = Cli::command();
+            let mut cmd = cli::command();
             let mut buf = Vec::new();
             clap_complete::generate(shell, &mut cmd, "talos", &mut buf);
             output::stdout(&String::from_utf8_lossy(&buf));

@@ -48,13 +48,52 @@ fn find_server() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What `talos serve|migrate --help` prints when there is no `talos-server` to ask: help must not
+/// need the thing it explains how to install.
+fn fallback_help(sub: &str) -> String {
+    let usage = match sub {
+        "migrate" => {
+            "Usage: talos migrate <up|status> [--database DSN] [--config FILE]\n\n\
+             \x20 up                 apply every pending migration (PostgreSQL; SQLite migrates itself on serve)\n\
+             \x20 status             list the migrations and whether each is applied\n\
+             \x20     --database DSN postgres://USER:PASSWORD@HOST:5432/DB or sqlite://PATH (else TALOS_DB_DSN)\n\
+             \x20 -c, --config FILE  read db.dsn from this configuration file"
+        }
+        _ => {
+            "Usage: talos serve [--config FILE] [--dev]\n\n\
+             \x20 -c, --config FILE  YAML configuration file (watched: secrets and credentials reload on change)\n\
+             \x20     --dev          development setup: SQLite and a generated secret in the working directory,\n\
+             \x20                    on http://127.0.0.1:4420 (metrics and health on :4422)"
+        }
+    };
+    format!(
+        "Runs `{SERVER} {sub} …` with the same arguments ({SERVER} is looked up beside this executable, then on PATH).\n\n\
+         {usage}\n\n\
+         Every setting also comes from TALOS_* environment variables (TALOS_ + the key path upper-cased, . -> _,\n\
+         e.g. TALOS_DB_DSN, TALOS_SECRETS_HMAC_CURRENT); see docs/configuration.md. Default ports: API 4420, metrics 4422.\n\n\
+         note: {SERVER} was not found beside this executable or on PATH, so this is talos's summary of its\n\
+         help; install it (e.g. `cargo build --bin {SERVER}`) for the full text.\n"
+    )
+}
+
+fn wants_help(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .any(|a| a == "--help" || a == "-h" || a == "help")
+}
+
 /// Replaces this process with `talos-server ARGS` (on Unix; elsewhere runs it and returns its exit code).
 pub fn exec(args: Vec<OsString>) -> Result<i32, CliError> {
-    let path = find_server().ok_or_else(|| {
-        CliError::Failed(format!(
+    let Some(path) = find_server() else {
+        if wants_help(&args) {
+            let sub = args.first().and_then(|a| a.to_str()).unwrap_or("serve");
+            print!("{}", fallback_help(sub));
+            return Ok(crate::exit::OK);
+        }
+        return Err(CliError::Failed(format!(
             "{SERVER} not found beside this executable or on PATH; install it to run the server"
-        ))
-    })?;
+        )));
+    };
     let mut cmd = std::process::Command::new(&path);
     cmd.args(&args);
     run(cmd).map_err(|e| CliError::Failed(format!("cannot run {}: {e}", path.display())))

@@ -13,6 +13,8 @@ use support::*;
 // Batch import has its own file to keep modules small; it is part of this one test binary.
 #[path = "cli/batch_import.rs"]
 mod batch_import;
+#[path = "cli/first_hour.rs"]
+mod first_hour;
 
 // ------------------------------------------------------------------ docs: issue-and-verify.txt
 

@@ -218,7 +218,7 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
         } => {
             let url = Target::postgres_url(&url, has_connect_timeout, opts.connect_timeout);
             let manager =
-                AsyncDieselConnectionManager::new_with_config(url, pg_manager_config(opts));
+                AsyncDieselConnectionManager::new_with_config(url.clone(), pg_manager_config(opts));
             let store = PgStore {
                 pool: build_pool(
                     manager,
@@ -227,7 +227,12 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
                     opts,
                 )?,
             };
-            drop(store.conn().await?);
+            match store.conn().await {
+                Ok(c) => drop(c),
+                Err(e) => {
+                    return Err(crate::diagnose::postgres(&url, opts.connect_timeout, e).await);
+                }
+            }
             Ok(Arc::new(store))
         }
         Target::SqliteFile { path } => {

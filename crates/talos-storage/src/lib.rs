@@ -2,6 +2,7 @@
 
 mod conn;
 mod detach;
+mod diagnose;
 mod dsn;
 mod error;
 mod migrate;

@@ -125,7 +125,11 @@ where
 async fn run(dsn: &str, op: Op) -> Result<Outcome> {
     let target = Target::parse(dsn)?;
     let connect_timeout = StoreOptions::default().connect_timeout;
-    tokio::task::spawn_blocking(move || match target {
+    let pg_url = match &target {
+        Target::Postgres { url, .. } => Some(url.clone()),
+        _ => None,
+    };
+    let out = tokio::task::spawn_blocking(move || match target {
         Target::Postgres {
             url,
             has_connect_timeout,
@@ -157,7 +161,11 @@ async fn run(dsn: &str, op: Op) -> Result<Outcome> {
         }
     })
     .await
-    .map_err(|e| StorageError::Internal(format!("migration task: {e}")))?
+    .map_err(|e| StorageError::Internal(format!("migration task: {e}")))?;
+    match (out, pg_url) {
+        (Err(e), Some(url)) => Err(crate::diagnose::postgres(&url, connect_timeout, e).await),
+        (out, _) => out,
+    }
 }
 
 fn expect_names(o: Outcome) -> Vec<String> {

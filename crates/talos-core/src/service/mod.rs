@@ -136,6 +136,30 @@ fn redis_settings(config: &Config) -> RedisSettings {
     }
 }
 
+/// The Redis connection is lazy (a server that starts before Redis still serves), so a wrong
+/// address would otherwise go unnoticed until the first cache miss. One short round trip at
+/// startup turns it into a warning that names the address; it never stops the start.
+async fn warn_if_unreachable(redis: &Redis, config: &Config) {
+    const WAIT: Duration = Duration::from_secs(2);
+    let addr = config
+        .cache
+        .redis
+        .addrs
+        .first()
+        .map_or("(none)", String::as_str);
+    let cause = match tokio::time::timeout(WAIT, redis.ping()).await {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", WAIT.as_secs()),
+    };
+    tracing::warn!(
+        address = addr,
+        error = %cause,
+        "Redis is not reachable at startup (cache.redis.addrs); starting anyway: the cache and \
+         cross-node invalidation stay unavailable, and verification reads the database, until it answers"
+    );
+}
+
 impl Service {
     /// Builds a service from a loaded configuration: connects storage (no migrations, except
     /// `sqlite::memory:`), builds the cache and the runtime snapshot.
@@ -163,6 +187,9 @@ impl Service {
         } else {
             None
         };
+        if let Some(redis) = &redis {
+            warn_if_unreachable(redis, config).await;
+        }
         let max_size = config.cache.memory.max_size.0;
         let cache: Arc<dyn KeyCache<CachedKey>> = match (config.cache.kind, &redis) {
             (CacheType::Noop, _) => Arc::new(NoopCache),
