@@ -750,7 +750,7 @@ async fn slow_body_is_cut_by_the_client_timeout() {
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     conn.write_all(
-        b"POST /v2alpha1/admin/apiKeys:verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        b"POST /v2alpha1/admin/apiKeys:verify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
     )
     .await
     .unwrap();
