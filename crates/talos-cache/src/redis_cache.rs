@@ -262,9 +262,9 @@ where
             .exec(|mut c| async move {
                 redis::pipe()
                     .cmd("GET")
-                    .arg(&k)
+                    .arg(k)
                     .cmd("PTTL")
-                    .arg(&k)
+                    .arg(k)
                     .query_async(&mut c)
                     .await
             })
@@ -296,7 +296,7 @@ where
         let ver = &self.redis.key("ver", key);
         let version: Option<String> = self
             .redis
-            .exec(|mut c| async move { redis::cmd("GET").arg(&ver).query_async(&mut c).await })
+            .exec(|mut c| async move { redis::cmd("GET").arg(ver).query_async(&mut c).await })
             .await?;
         Ok(Ticket::versioned(version.unwrap_or_default()))
     }
@@ -326,7 +326,7 @@ where
             .redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k).key(&ver).arg(bytes).arg(ttl_ms).arg(version);
+                inv.key(k).key(ver).arg(bytes).arg(ttl_ms).arg(version);
                 inv.invoke_async(&mut c).await
             })
             .await?;
@@ -360,10 +360,10 @@ where
                         .cmd("EVAL")
                         .arg(EVICT_SCRIPT)
                         .arg(2)
-                        .arg(&k)
-                        .arg(&ver)
-                        .arg(&channel)
-                        .arg(&msg)
+                        .arg(k)
+                        .arg(ver)
+                        .arg(channel)
+                        .arg(msg)
                         .arg(VERSION_TTL_MS)
                         .cmd("WAIT")
                         .arg(wait)
@@ -383,10 +383,10 @@ where
         self.redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k)
-                    .key(&ver)
-                    .arg(&channel)
-                    .arg(&msg)
+                inv.key(k)
+                    .key(ver)
+                    .arg(channel)
+                    .arg(msg)
                     .arg(VERSION_TTL_MS);
                 inv.invoke_async::<i64>(&mut c).await
             })

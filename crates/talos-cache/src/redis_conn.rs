@@ -191,7 +191,7 @@ enum Backend {
         nodes: Vec<Client>,
         next_sub: AtomicUsize,
     },
-    Sentinel(SentinelBackend),
+    Sentinel(Box<SentinelBackend>),
 }
 
 struct SentinelBackend {
@@ -363,11 +363,12 @@ impl Redis {
                 if let Some(p) = &s.password {
                     redis = redis.set_password(p);
                 }
-                let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
+                let mut node =
+                    SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
                 if s.tls {
                     node = node.set_tls_mode(TlsMode::Secure);
                 }
-                Backend::Sentinel(SentinelBackend {
+                Backend::Sentinel(Box::new(SentinelBackend {
                     sentinel: tokio::sync::Mutex::new(sentinel),
                     node,
                     master_name: s.master_name.clone(),
@@ -375,7 +376,7 @@ impl Redis {
                         .set_connection_timeout(Some(s.timeout))
                         .set_response_timeout(Some(s.timeout)),
                     conn: RwLock::new(None),
-                })
+                }))
             }
         };
         Ok(Redis {

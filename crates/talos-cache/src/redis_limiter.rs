@@ -61,7 +61,7 @@ impl RateLimiter for RedisLimiter {
             .redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k)
+                inv.key(k)
                     .arg(format!("{interval_us:.3}"))
                     .arg(format!("{burst_us:.3}"));
                 inv.invoke_async(&mut c).await

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use talos_cache::{
-    CacheKey, KeyCache, MemoryCache, Rate, RateLimiter, Redis, RedisCache, RedisLimiter,
-    RedisMode, RedisSettings,
+    CacheKey, KeyCache, MemoryCache, Rate, RateLimiter, Redis, RedisCache, RedisLimiter, RedisMode,
+    RedisSettings,
 };
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ impl Procs {
         wait_until(Duration::from_secs(10), || {
             cli(port, &["PING"]).filter(|o| o == "PONG")
         })
-            .unwrap_or_else(|| panic!("redis on port {port} answers"));
+        .unwrap_or_else(|| panic!("redis on port {port} answers"));
     }
 
     fn kill(&mut self, port: u16) {
@@ -185,6 +185,7 @@ fn start_cluster() -> Cluster {
     assert!(out.success(), "redis-cli --cluster create");
     let cluster = Cluster { procs, ports };
     cluster.wait_healthy(&cluster.ports);
+    cluster.wait_replicated(&cluster.ports);
     cluster
 }
 
@@ -199,6 +200,25 @@ impl Cluster {
         .expect("the cluster reports ok on every node");
     }
 
+    /// Every master has a replica in sync (evictions wait for one: `wait_replicas: 1`).
+    fn wait_replicated(&self, alive: &[u16]) {
+        wait_until(Duration::from_secs(30), || {
+            alive
+                .iter()
+                .all(|&p| match info_field(p, "replication", "role").as_deref() {
+                    Some("master") => {
+                        info_field(p, "replication", "connected_slaves").is_some_and(|n| n != "0")
+                    }
+                    Some("slave") => {
+                        info_field(p, "replication", "master_link_status").as_deref() == Some("up")
+                    }
+                    _ => false,
+                })
+                .then_some(())
+        })
+        .expect("every master has a replica in sync");
+    }
+
     fn masters(&self, alive: &[u16]) -> Vec<u16> {
         alive
             .iter()
@@ -210,7 +230,11 @@ impl Cluster {
     fn settings(&self, ns: &str) -> RedisSettings {
         let mut s = RedisSettings::from_url("redis://127.0.0.1", ns).unwrap();
         s.mode = RedisMode::Cluster;
-        s.addrs = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        s.addrs = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         s.timeout = Duration::from_secs(2);
         s.wait_replicas = 1;
         s
@@ -248,7 +272,10 @@ fn start_sentinels() -> Sentinels {
             ),
         )
         .unwrap();
-        procs.spawn(s, &[conf.to_string_lossy().to_string(), "--sentinel".into()]);
+        procs.spawn(
+            s,
+            &[conf.to_string_lossy().to_string(), "--sentinel".into()],
+        );
     }
     let set = Sentinels {
         procs,
@@ -363,7 +390,11 @@ async fn checks(n: &Nodes) {
         let k = CacheKey::new(Uuid::new_v4(), format!("cross-{i}"));
         let t = n.a.ticket(&k).await.unwrap();
         assert!(n.a.put(&k, "v".into(), hour, &t).await.unwrap());
-        assert_eq!(n.b.get(&k).await.unwrap().as_deref(), Some("v"), "B caches it");
+        assert_eq!(
+            n.b.get(&k).await.unwrap().as_deref(),
+            Some("v"),
+            "B caches it"
+        );
         let received = n.b.invalidations_received();
         let started = Instant::now();
         n.a.evict(&k).await.unwrap();
@@ -443,7 +474,12 @@ async fn redis_cluster_contract_invalidation_limiter_and_failover() {
     // Kill one master; its replica takes over.
     let victim = cluster.masters(&cluster.ports)[0];
     cluster.procs.kill(victim);
-    let alive: Vec<u16> = cluster.ports.iter().copied().filter(|&p| p != victim).collect();
+    let alive: Vec<u16> = cluster
+        .ports
+        .iter()
+        .copied()
+        .filter(|&p| p != victim)
+        .collect();
     let c = tokio::task::spawn_blocking(move || {
         wait_until(Duration::from_secs(30), || {
             (cluster.masters(&alive).len() == 3).then_some(())
@@ -459,6 +495,7 @@ async fn redis_cluster_contract_invalidation_limiter_and_failover() {
                 .then_some(())
         })
         .expect("the old master rejoins as a replica");
+        cluster.wait_replicated(&cluster.ports);
         cluster
     })
     .await

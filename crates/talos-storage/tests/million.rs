@@ -91,14 +91,20 @@ async fn served_by(
             .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
             .filter(|(_, d)| *d != 0)
             .collect();
-        let served: i64 = allowed.iter().map(|i| delta.get(*i).copied().unwrap_or(0)).sum();
+        let served: i64 = allowed
+            .iter()
+            .map(|i| delta.get(*i).copied().unwrap_or(0))
+            .sum();
         // Backends publish their counters within a second or so of going idle.
         if served >= calls || Instant::now() > deadline {
             break delta;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let served: i64 = allowed.iter().map(|i| delta.get(*i).copied().unwrap_or(0)).sum();
+    let served: i64 = allowed
+        .iter()
+        .map(|i| delta.get(*i).copied().unwrap_or(0))
+        .sum();
     let others: Vec<_> = delta
         .iter()
         .filter(|(k, _)| !allowed.contains(&k.as_str()))
@@ -116,7 +122,10 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
     };
     migrate_up(&db.dsn).await.expect("migrate");
     let mut admin = AsyncPgConnection::establish(&db.dsn).await.unwrap();
-    admin.batch_execute(FILL).await.expect("fill a million rows");
+    admin
+        .batch_execute(FILL)
+        .await
+        .expect("fill a million rows");
     admin.batch_execute(FORGET_STATISTICS).await.unwrap();
     // One connection: every repetition runs on the same prepared statement, so the later ones run
     // PostgreSQL's generic plan.
@@ -132,13 +141,19 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
     let nid = Uuid::parse_str(NID).unwrap();
     const CALLS: i64 = 8;
 
-    served_by(&mut admin, "find_imported_by_hashes", &["api_keys_nid_hash_key"], CALLS, async || {
-        for g in (1..=CALLS).map(|i| i * 99_991 % ROWS | 1) {
-            let hash: [u8; 32] = sha256_of(&g.to_string());
-            let found = store.find_imported_by_hashes(nid, &[hash]).await.unwrap();
-            assert_eq!(found.unwrap().key_id, format!("k{g:08}"));
-        }
-    })
+    served_by(
+        &mut admin,
+        "find_imported_by_hashes",
+        &["api_keys_nid_hash_key"],
+        CALLS,
+        async || {
+            for g in (1..=CALLS).map(|i| (i * 99_991 % ROWS) | 1) {
+                let hash: [u8; 32] = sha256_of(&g.to_string());
+                let found = store.find_imported_by_hashes(nid, &[hash]).await.unwrap();
+                assert_eq!(found.unwrap().key_id, format!("k{g:08}"));
+            }
+        },
+    )
     .await;
 
     served_by(
@@ -187,7 +202,10 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
         async || {
             for _ in 0..CALLS {
                 // Another network: the count a quota check makes before issuing.
-                let n = store.count_active(Uuid::new_v4(), Utc::now()).await.unwrap();
+                let n = store
+                    .count_active(Uuid::new_v4(), Utc::now())
+                    .await
+                    .unwrap();
                 assert_eq!(n, 0);
             }
         },

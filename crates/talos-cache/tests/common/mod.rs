@@ -7,7 +7,12 @@ use talos_cache::{CacheKey, KeyCache};
 use uuid::Uuid;
 
 /// A read-through's put: ticket first (as before a database read), then put.
-pub async fn put<C: KeyCache<String> + ?Sized>(c: &C, k: &CacheKey, v: &str, ttl: Duration) -> bool {
+pub async fn put<C: KeyCache<String> + ?Sized>(
+    c: &C,
+    k: &CacheKey,
+    v: &str,
+    ttl: Duration,
+) -> bool {
     let ticket = c.ticket(k).await.unwrap();
     c.put(k, v.into(), ttl, &ticket).await.unwrap()
 }
@@ -48,4 +53,3 @@ pub async fn contract(cache: &dyn KeyCache<String>) {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(cache.get(&k2).await.unwrap(), None);
 }
-
