@@ -127,17 +127,20 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
         .await
         .expect("fill a million rows");
     admin.batch_execute(FORGET_STATISTICS).await.unwrap();
-    // One connection: every repetition runs on the same prepared statement, so the later ones run
-    // PostgreSQL's generic plan.
-    let store = connect(
-        &db.dsn,
-        &StoreOptions {
-            max_conns: 1,
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    // One connection per phase: every repetition runs on the same prepared statement, so the
+    // later ones run PostgreSQL's generic plan; closing it publishes its statistics at once (an
+    // idle backend may hold them for up to 10 s).
+    let dsn = db.dsn.clone();
+    let fresh = || {
+        let dsn = dsn.clone();
+        async move {
+            let opts = StoreOptions {
+                max_conns: 1,
+                ..StoreOptions::default()
+            };
+            connect(&dsn, &opts).await.unwrap()
+        }
+    };
     let nid = Uuid::parse_str(NID).unwrap();
     const CALLS: i64 = 8;
 
@@ -147,6 +150,7 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
         &["api_keys_nid_hash_key"],
         CALLS,
         async || {
+            let store = fresh().await;
             for g in (1..=CALLS).map(|i| (i * 99_991 % ROWS) | 1) {
                 let hash: [u8; 32] = sha256_of(&g.to_string());
                 let found = store.find_imported_by_hashes(nid, &[hash]).await.unwrap();
@@ -162,6 +166,7 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
         &["api_keys_pkey", "api_keys_nid_kind_key_id_idx"],
         CALLS,
         async || {
+            let store = fresh().await;
             for g in (1..=CALLS).map(|i| (i * 99_991 % ROWS) & !1) {
                 let k = store
                     .get_key(nid, KeyKind::Issued, &format!("k{g:08}"))
@@ -179,6 +184,7 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
         &["api_keys_nid_kind_actor_id_key_id_idx"],
         CALLS,
         async || {
+            let store = fresh().await;
             for i in 0..CALLS {
                 let q = ListQuery {
                     actor_id: Some(format!("actor-{}", i * 2)),
@@ -200,6 +206,7 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
         &["api_keys_nid_status_expire_time_idx"],
         CALLS,
         async || {
+            let store = fresh().await;
             for _ in 0..CALLS {
                 // Another network: the count a quota check makes before issuing.
                 let n = store
