@@ -9,7 +9,7 @@ mod redis_limiter;
 pub use limiter::{Decision, MemoryLimiter, Rate, RateLimiter};
 pub use memory::MemoryCache;
 pub use redis_cache::RedisCache;
-pub use redis_conn::{Redis, RedisSettings};
+pub use redis_conn::{Redis, RedisMode, RedisSettings};
 pub use redis_limiter::RedisLimiter;
 
 use std::time::{Duration, Instant};

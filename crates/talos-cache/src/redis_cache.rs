@@ -186,7 +186,7 @@ async fn subscribe_loop<V: Clone + Send + Sync + 'static>(
         }
     };
     loop {
-        let conn = tokio::time::timeout(timeout, redis.client().get_async_pubsub()).await;
+        let conn = tokio::time::timeout(timeout, redis.pubsub()).await;
         if let Ok(Ok(pubsub)) = conn {
             let (mut sink, mut stream) = pubsub.split();
             if let Ok(Ok(())) = tokio::time::timeout(timeout, sink.subscribe(&channel)).await {
@@ -256,15 +256,15 @@ where
         {
             return Ok(Some(v));
         }
-        let k = self.redis.key("k", key);
+        let k = &self.redis.key("k", key);
         let (bytes, pttl): (Option<Vec<u8>>, i64) = self
             .redis
             .exec(|mut c| async move {
                 redis::pipe()
                     .cmd("GET")
-                    .arg(&k)
+                    .arg(k)
                     .cmd("PTTL")
-                    .arg(&k)
+                    .arg(k)
                     .query_async(&mut c)
                     .await
             })
@@ -293,10 +293,10 @@ where
         if !self.is_connected() {
             return Err(Self::untrusted());
         }
-        let ver = self.redis.key("ver", key);
+        let ver = &self.redis.key("ver", key);
         let version: Option<String> = self
             .redis
-            .exec(|mut c| async move { redis::cmd("GET").arg(&ver).query_async(&mut c).await })
+            .exec(|mut c| async move { redis::cmd("GET").arg(ver).query_async(&mut c).await })
             .await?;
         Ok(Ticket::versioned(version.unwrap_or_default()))
     }
@@ -320,12 +320,13 @@ where
             .map_err(|e| CacheError::Unavailable(format!("cache entry encoding: {e}")))?;
         let (k, ver) = (self.redis.key("k", key), self.redis.key("ver", key));
         let ttl_ms = ttl.as_millis().max(1) as u64;
+        let (k, ver, bytes) = (&k, &ver, &bytes);
         let script = &self.put;
         let stored: i64 = self
             .redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k).key(&ver).arg(bytes).arg(ttl_ms).arg(version);
+                inv.key(k).key(ver).arg(bytes).arg(ttl_ms).arg(version);
                 inv.invoke_async(&mut c).await
             })
             .await?;
@@ -345,14 +346,47 @@ where
         let (k, ver) = (self.redis.key("k", key), self.redis.key("ver", key));
         let channel = self.redis.channel();
         let msg = format!("{}:{}", key.nid, key.key);
+        let (k, ver, channel, msg) = (&k, &ver, &channel, &msg);
+        let wait = self.redis.wait_replicas();
+        if wait > 0 {
+            // The eviction counts only once a replica has it: a primary that dies before
+            // replicating it would otherwise come back (promoted replica) with the old entry and
+            // the old version. Failing here hands it to the caller's durable retry.
+            let wait_ms = (self.redis.timeout().as_millis() / 2).max(1) as u64;
+            let (_, acked): (i64, i64) = self
+                .redis
+                .exec(|mut c| async move {
+                    redis::pipe()
+                        .cmd("EVAL")
+                        .arg(EVICT_SCRIPT)
+                        .arg(2)
+                        .arg(k)
+                        .arg(ver)
+                        .arg(channel)
+                        .arg(msg)
+                        .arg(VERSION_TTL_MS)
+                        .cmd("WAIT")
+                        .arg(wait)
+                        .arg(wait_ms)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if acked < i64::from(wait) {
+                return Err(CacheError::Unavailable(format!(
+                    "eviction acknowledged by {acked} of {wait} replicas"
+                )));
+            }
+            return Ok(());
+        }
         let script = &self.evict;
         self.redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k)
-                    .key(&ver)
-                    .arg(&channel)
-                    .arg(&msg)
+                inv.key(k)
+                    .key(ver)
+                    .arg(channel)
+                    .arg(msg)
                     .arg(VERSION_TTL_MS);
                 inv.invoke_async::<i64>(&mut c).await
             })

@@ -53,7 +53,7 @@ impl RateLimiter for RedisLimiter {
     }
 
     async fn check(&self, key: &CacheKey, rate: Rate) -> Result<Decision, CacheError> {
-        let k = self.redis.key("rl", key);
+        let k = &self.redis.key("rl", key);
         let interval_us = rate.emission_interval_nanos() as f64 / 1000.0;
         let burst_us = interval_us * rate.quota as f64;
         let script = &self.script;
@@ -61,7 +61,7 @@ impl RateLimiter for RedisLimiter {
             .redis
             .exec(|mut c| async move {
                 let mut inv = script.prepare_invoke();
-                inv.key(&k)
+                inv.key(k)
                     .arg(format!("{interval_us:.3}"))
                     .arg(format!("{burst_us:.3}"));
                 inv.invoke_async(&mut c).await

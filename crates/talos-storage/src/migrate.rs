@@ -18,6 +18,11 @@ use crate::error::{Result, StorageError};
 pub(crate) const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 pub(crate) const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
+/// Statistics for the planner after migrations and bulk imports: on a fresh table (or with
+/// autovacuum off) no statistics exist, and the hot queries are written so that the plan does not
+/// depend on them, but the rest of the workload (listing, counting) plans better with them.
+pub(crate) const PG_ANALYZE: &str = "ANALYZE api_keys; ANALYZE cache_invalidations;";
+
 /// Serialises concurrent `migrate up` runs (several nodes starting at once) on PostgreSQL.
 /// An arbitrary constant: the bytes of "talosmig".
 const PG_ADVISORY_LOCK: i64 = 0x7461_6c6f_736d_6967;
@@ -143,6 +148,9 @@ async fn run(dsn: &str, op: Op) -> Result<Outcome> {
             conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_ADVISORY_LOCK})"))
                 .map_err(mig_err)?;
             let out = run_op(&mut conn, POSTGRES, op);
+            if matches!((&out, op), (Ok(_), Op::Up)) {
+                conn.batch_execute(PG_ANALYZE).map_err(mig_err)?;
+            }
             // Best effort: closing the connection releases the lock anyway.
             let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({PG_ADVISORY_LOCK})"));
             out

@@ -255,6 +255,9 @@ macro_rules! impl_store {
                 let plan = BatchPlan::new(keys)?;
                 let rows: Vec<Row> = plan.rows().into_iter().cloned().collect();
                 let inserted = self.insert_rows(rows).await?;
+                if !inserted.is_empty() {
+                    self.after_bulk_insert().await;
+                }
                 plan.outcomes(&inserted)
             }
 
@@ -473,16 +476,23 @@ macro_rules! impl_store {
                 }
                 let hashes: Vec<Vec<u8>> = hashes.iter().map(|h| h.to_vec()).collect();
                 let mut conn = self.conn().await?;
+                // Only `(nid, hash)` in the WHERE clause: every other index also starts with
+                // `nid`, and with `kind` in the clause a planner without statistics (a fresh
+                // import, autovacuum off) picked `(nid, kind, …)` and filtered every imported row
+                // (324 ms a lookup at a million keys). Issued keys have no hash, so checking the
+                // kind on the row found is the same filter.
                 let rows = api_keys::table
                     .filter(api_keys::nid.eq(nid_str(nid)))
                     .filter(api_keys::hash.eq_any(hashes))
-                    .filter(api_keys::kind.eq(kind_str(KeyKind::Imported)))
                     .select(Row::as_select())
                     .limit(1)
                     .load::<Row>(&mut conn)
                     .await
                     .map_err(db_err)?;
-                rows.into_iter().next().map(Row::into_record).transpose()
+                rows.into_iter()
+                    .find(|r| r.kind == kind_str(KeyKind::Imported))
+                    .map(Row::into_record)
+                    .transpose()
             }
 
             async fn rehash_imported(
@@ -627,6 +637,9 @@ macro_rules! impl_store {
 
 mod expand {
     use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
 
     use chrono::{DateTime, Utc};
     use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -731,7 +744,41 @@ mod expand {
         }
     }
 
+    /// Background `ANALYZE` after batch imports on PostgreSQL: at most one at a time per process
+    /// and one per [`ANALYZE_GAP`], so a long import is analysed as it goes (the newest rows of
+    /// the last gap may wait for the next import, autovacuum or `migrate up`).
+    static ANALYZE_RUNNING: AtomicBool = AtomicBool::new(false);
+    static ANALYZE_LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    const ANALYZE_GAP: Duration = Duration::from_secs(10);
+
+    impl PgStore {
+        async fn after_bulk_insert(&self) {
+            let due = ANALYZE_LAST
+                .lock()
+                .map(|l| l.is_none_or(|t| t.elapsed() >= ANALYZE_GAP))
+                .unwrap_or(true);
+            if !due || ANALYZE_RUNNING.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let Ok(mut conn) = self.conn().await else {
+                ANALYZE_RUNNING.store(false, Ordering::Release);
+                return;
+            };
+            tokio::spawn(async move {
+                if let Err(e) = conn.batch_execute(crate::migrate::PG_ANALYZE).await {
+                    tracing::warn!(error = %e, "ANALYZE after a batch import failed");
+                }
+                if let Ok(mut l) = ANALYZE_LAST.lock() {
+                    *l = Some(Instant::now());
+                }
+                ANALYZE_RUNNING.store(false, Ordering::Release);
+            });
+        }
+    }
+
     impl SqliteStore {
+        async fn after_bulk_insert(&self) {}
+
         /// Same statement as on PostgreSQL, but run on the synchronous connection: diesel implements
         /// multi-row inserts for SQLite only on that path, not through diesel-async's generic one.
         /// `BEGIN IMMEDIATE` takes the write lock up front (no SQLITE_BUSY on a lock upgrade).

@@ -376,12 +376,37 @@ impl Default for MemoryCacheConfig {
     }
 }
 
+/// How Redis is deployed.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server: the first of `addrs`.
+    #[default]
+    Standalone,
+    /// Redis Cluster: `addrs` are seed nodes (list several); `db` must be 0.
+    Cluster,
+    /// Sentinel-managed primary: `addrs` are the sentinels, `master_name` the monitored set.
+    Sentinel,
+}
+
 /// One Redis serves the shared cache, cross-node invalidation and the shared rate limiter.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `host:port`; the first entry is used (one primary, no Cluster or Sentinel).
+    /// `standalone`, `cluster` or `sentinel`.
+    pub mode: RedisMode,
+    /// `host:port` entries: the server (standalone: the first entry is used), seed nodes
+    /// (cluster), or the sentinels (sentinel).
     pub addrs: Vec<String>,
+    /// The sentinels' name of the monitored primary (sentinel mode; required there).
+    pub master_name: String,
+    /// Password of the sentinels themselves, if they require one (sentinel mode).
+    pub sentinel_password: Option<Secret>,
+    /// Replicas that must acknowledge a cache eviction (`WAIT`) before it counts as delivered;
+    /// 0 = do not wait. Set 1 with replicas and failover (cluster, sentinel): an eviction that a
+    /// dying primary never replicated would otherwise come back with the promoted replica.
+    /// Unacknowledged evictions are retried through the invalidation outbox meanwhile.
+    pub wait_replicas: u8,
     pub password: Option<Secret>,
     /// 0..15.
     pub db: u8,
@@ -426,7 +451,11 @@ impl Default for LocalCacheConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
+            mode: RedisMode::Standalone,
             addrs: vec!["localhost:6379".into()],
+            master_name: String::new(),
+            sentinel_password: None,
+            wait_replicas: 0,
             password: None,
             db: 0,
             pool_size: 100,

@@ -106,7 +106,19 @@ fn describe(path: &str) -> Option<&'static str> {
         "cache.ttl" => "Longest time an entry is served; capped by the key's expiry.",
         "cache.memory.max_size" => "Size bound of the in-process cache (`100MiB`, or bytes).",
         "cache.memory.num_counters" => "Accepted for compatibility (admission is handled by moka).",
-        "cache.redis.addrs" => "Redis `host:port` addresses (the first is used).",
+        "cache.redis.mode" => {
+            "`standalone` (one server), `cluster` (Redis Cluster; keys are hash-tagged so every script touches one slot) or `sentinel` (a Sentinel-managed primary)."
+        }
+        "cache.redis.addrs" => {
+            "Redis `host:port` addresses: the server (standalone: the first is used), seed nodes (cluster: list several, the invalidation subscriber rotates through them), or the sentinels."
+        }
+        "cache.redis.master_name" => "Sentinel mode: the monitored primary's name (required).",
+        "cache.redis.sentinel_password" => {
+            "Sentinel mode: password of the sentinels themselves, if they require one (never logged)."
+        }
+        "cache.redis.wait_replicas" => {
+            "Replicas that must acknowledge a cache eviction (`WAIT`) before it counts as delivered; 0 = do not wait. Set 1 with replicas and failover: an eviction a dying primary never replicated would come back with the promoted replica. Unacknowledged evictions are retried through the invalidation outbox, and the shared cache is not read meanwhile."
+        }
         "cache.redis.password" => "Redis password (never logged).",
         "cache.redis.db" => "Redis database number (0..15).",
         "cache.redis.pool_size" => {

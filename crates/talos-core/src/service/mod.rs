@@ -127,12 +127,20 @@ impl LogThrottle {
 fn redis_settings(config: &Config) -> RedisSettings {
     let r = &config.cache.redis;
     RedisSettings {
+        mode: match r.mode {
+            crate::config::RedisMode::Standalone => talos_cache::RedisMode::Standalone,
+            crate::config::RedisMode::Cluster => talos_cache::RedisMode::Cluster,
+            crate::config::RedisMode::Sentinel => talos_cache::RedisMode::Sentinel,
+        },
         addrs: r.addrs.clone(),
         password: r.password.as_ref().map(|p| p.expose().to_string()),
         db: r.db,
         timeout: r.timeout.get(),
         tls: r.tls.enabled,
         namespace: r.key_prefix.clone(),
+        master_name: r.master_name.clone(),
+        sentinel_password: r.sentinel_password.as_ref().map(|p| p.expose().to_string()),
+        wait_replicas: r.wait_replicas,
     }
 }
 
