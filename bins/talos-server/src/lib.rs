@@ -3,6 +3,7 @@
 mod admin_token;
 mod dev;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 

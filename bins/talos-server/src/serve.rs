@@ -52,7 +52,7 @@ fn install_metrics() -> Option<talos_http::MetricsRender> {
     Some(Arc::new(move || handle.render()))
 }
 
-fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
+pub(crate) fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let bytes = std::fs::read(path?).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -131,6 +131,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let client_ip_source =
         ClientIpSource::parse(&config.serve.http.client_ip_source).map_err(anyhow::Error::msg)?;
+    // Early: a missing or broken pair is a startup error naming the file.
+    let tls = if config.serve.http.tls.enabled() {
+        let store = crate::tls::CertStore::load(&config.serve.http.tls)?;
+        let server_config = store.server_config()?;
+        store.watch();
+        Some(server_config)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     prepare_database(&config).await?;
     let service = Arc::new(
         Service::from_config(&config)
@@ -198,7 +208,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "the admin API is open to anyone who can reach {addr}: set serve.http.admin_auth.tokens (see `talos-server admin-token generate`) or bind to a loopback address"
         );
     }
-    let api = talos_http::server(state.clone(), listener, http.workers)?;
+    let api = talos_http::server(state.clone(), listener, http.workers, tls)?;
     let m = &config.serve.metrics;
     let health = match std::net::TcpListener::bind((m.host.as_str(), m.port)) {
         Ok(l) => Some(talos_http::health_server(state.clone(), l)?),
@@ -207,7 +217,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    tracing::info!(%addr, plane = plane.as_str(), dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
+    tracing::info!(%addr, scheme, plane = plane.as_str(), dsn_backend = ?Backend::from_dsn(&config.db.dsn)?, "talos-server listening");
 
     // Reload: poll the file (cheap, and it follows symlink swaps of the file or its directory).
     if source.path.is_some() {

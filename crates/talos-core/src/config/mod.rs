@@ -57,6 +57,25 @@ pub struct HttpConfig {
     pub admin_auth: AdminAuthConfig,
     /// Accepted `Host` names (421 otherwise); empty = loopback names on a loopback bind, else any.
     pub allowed_hosts: Vec<String>,
+    /// HTTPS on the API port (both files or neither).
+    pub tls: TlsConfig,
+}
+
+/// The API port's certificate pair, PEM files re-read when they change. Empty = plain HTTP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert_file: String,
+    /// Private key of the leaf (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+impl TlsConfig {
+    /// True when both files are set (validation refuses one without the other).
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.trim().is_empty() && !self.key_file.trim().is_empty()
+    }
 }
 
 impl Default for HttpConfig {
@@ -71,6 +90,7 @@ impl Default for HttpConfig {
             workers: 0,
             admin_auth: AdminAuthConfig::default(),
             allowed_hosts: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
