@@ -179,7 +179,10 @@ mod tests {
             key_file: p(key),
         };
         for (c, want) in [
-            (tls("missing.pem", "key.pem"), "cannot read serve.http.tls.cert_file"),
+            (
+                tls("missing.pem", "key.pem"),
+                "cannot read serve.http.tls.cert_file",
+            ),
             (tls("empty.pem", "key.pem"), "holds no PEM CERTIFICATE"),
             (tls("junk.pem", "key.pem"), "is not a PEM certificate chain"),
         ] {

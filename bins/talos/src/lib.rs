@@ -36,7 +36,11 @@ pub struct Ctx {
 impl Ctx {
     /// A client for the endpoint; a malformed URL or an unreadable CA file is a usage error.
     pub fn client(&self) -> Result<Client, CliError> {
-        let ca_pem = match self.ca_cert.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+        let ca_pem = match self
+            .ca_cert
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             Some(path) => std::fs::read(path).map_err(|e| {
                 CliError::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
             })?,

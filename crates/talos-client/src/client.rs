@@ -629,7 +629,10 @@ mod tests {
 
     #[test]
     fn ca_certs_must_be_pem_certificates() {
-        for junk in [&b"not a certificate"[..], b"-----BEGIN CERTIFICATE-----\n!!\n"] {
+        for junk in [
+            &b"not a certificate"[..],
+            b"-----BEGIN CERTIFICATE-----\n!!\n",
+        ] {
             let e = Client::with_ca_certs("https://h", junk).unwrap_err();
             assert!(
                 matches!(e, ClientError::InvalidCaCert { .. }),

@@ -304,7 +304,10 @@ fn validate(c: &Config) -> Result<Vec<String>, ConfigError> {
     crate::admin_auth::validate(&c.serve.http.admin_auth.tokens)
         .map_err(|e| invalid("serve.http.admin_auth.tokens", e))?;
     let tls = &c.serve.http.tls;
-    match (tls.cert_file.trim().is_empty(), tls.key_file.trim().is_empty()) {
+    match (
+        tls.cert_file.trim().is_empty(),
+        tls.key_file.trim().is_empty(),
+    ) {
         (false, true) => {
             return Err(invalid(
                 "serve.http.tls.key_file",
