@@ -4,6 +4,7 @@ mod admin_token;
 mod banner;
 mod dev;
 mod serve;
+mod tls;
 
 use std::path::PathBuf;
 

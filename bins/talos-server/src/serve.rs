@@ -63,7 +63,7 @@ fn install_metrics() -> Option<talos_http::MetricsRender> {
     Some(Arc::new(move || handle.render()))
 }
 
-fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
+pub(crate) fn file_fingerprint(path: Option<&std::path::Path>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let bytes = std::fs::read(path?).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -143,6 +143,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let client_ip_source =
         ClientIpSource::parse(&config.serve.http.client_ip_source).map_err(anyhow::Error::msg)?;
     talos_http::check_cors(&config.serve.http.cors).map_err(anyhow::Error::msg)?;
+    // Early: a missing or broken pair is a startup error naming the file.
+    let tls = if config.serve.http.tls.enabled() {
+        let store = crate::tls::CertStore::load(&config.serve.http.tls)?;
+        let server_config = store.server_config()?;
+        store.watch();
+        Some(server_config)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     prepare_database(&config).await?;
     let service = Arc::new(
         Service::from_config(&config)
@@ -212,7 +222,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "the admin API is open to anyone who can reach {addr}: set serve.http.admin_auth.tokens (see `talos-server admin-token generate`) or bind to a loopback address"
         );
     }
-    let api = talos_http::server(state.clone(), listener, http.workers)?;
+    let api = talos_http::server(state.clone(), listener, http.workers, tls)?;
     let m = &config.serve.metrics;
     let mut metrics_addr = None;
     let health = match std::net::TcpListener::bind((m.host.as_str(), m.port)) {
@@ -225,9 +235,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let urls = crate::banner::Urls::new(addr, metrics_addr);
+    let mut urls = crate::banner::Urls::new(addr, metrics_addr);
+    if scheme == "https" {
+        // The API port speaks HTTPS; the metrics port stays plain HTTP.
+        urls.api = urls.api.replacen("http://", "https://", 1);
+    }
     tracing::info!(
         api = %urls.api,
+        scheme,
         plane = plane.as_str(),
         metrics = %urls.metrics.as_deref().unwrap_or("not served"),
         openapi = %urls.openapi(),

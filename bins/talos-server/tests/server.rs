@@ -22,12 +22,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+// Built-in TLS has its own file to keep modules small; it is part of this one test binary.
+#[path = "server/tls.rs"]
+mod tls;
+
 struct Server {
     child: Child,
     url: String,
     metrics_url: String,
     /// Admin token sent on every request, when set.
     token: Option<String>,
+    /// Client of the API port (trusts the test CA when the server serves HTTPS).
+    http: reqwest::Client,
 }
 
 impl Drop for Server {
@@ -39,10 +45,29 @@ impl Drop for Server {
 
 impl Server {
     fn start(dir: &Path, args: &[&str]) -> Server {
+        Server::start_with(dir, args, &[], None)
+    }
+
+    /// With extra environment variables and, for HTTPS, the PEM root that the client trusts.
+    fn start_with(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        ca_pem: Option<&[u8]>,
+    ) -> Server {
         let port = free_port();
         let metrics_port = free_port();
+        let http = match ca_pem {
+            Some(pem) => reqwest::Client::builder()
+                .tls_certs_only(reqwest::Certificate::from_pem_bundle(pem).unwrap())
+                .build()
+                .unwrap(),
+            None => reqwest::Client::new(),
+        };
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
         let child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
             .env("TALOS_SERVE_HTTP_PORT", port.to_string())
@@ -54,9 +79,10 @@ impl Server {
             .expect("talos-server starts");
         Server {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             metrics_url: format!("http://127.0.0.1:{metrics_port}"),
             token: None,
+            http,
         }
     }
 
@@ -68,7 +94,10 @@ impl Server {
                 std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).ok();
                 panic!("talos-server exited with {status}: {err}");
             }
-            if reqwest::get(format!("{}/health/alive", self.url))
+            if self
+                .http
+                .get(format!("{}/health/alive", self.url))
+                .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
@@ -80,9 +109,7 @@ impl Server {
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", self.url))
-            .json(&body);
+        let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }

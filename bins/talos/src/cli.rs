@@ -37,6 +37,11 @@ pub struct Cli {
     )]
     pub token: Option<String>,
 
+    /// PEM file of CA certificates to trust besides the system's (a private CA, or the server's
+    /// self-signed certificate), for an https:// endpoint.
+    #[arg(long, global = true, env = "TALOS_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Output format [default: table on a terminal, json otherwise]. With json/yaml, stdout holds exactly the
     /// server's document and everything else goes to stderr.
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]

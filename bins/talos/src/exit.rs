@@ -72,7 +72,7 @@ pub fn client_exit_code(e: &ClientError) -> i32 {
     match e {
         ClientError::Api { status, .. } if (400..500).contains(status) => REFUSED,
         ClientError::Unreachable { .. } => UNREACHABLE,
-        ClientError::InvalidEndpoint { .. } => USAGE,
+        ClientError::InvalidEndpoint { .. } | ClientError::InvalidCaCert { .. } => USAGE,
         _ => SERVER_FAILED,
     }
 }
@@ -101,6 +101,26 @@ pub fn describe_client_error(e: &ClientError) -> String {
             }
             s
         }
+        // rustls names certificate problems in the innermost cause ("invalid peer certificate: …").
+        ClientError::Unreachable {
+            endpoint, detail, ..
+        } if detail.contains("certificate") => format!(
+            "error: cannot reach the Talos server at {endpoint}: {detail}\n  \
+             hint: the server's TLS certificate is not trusted; pass its CA with --ca-cert FILE or set TALOS_CA_CERT"
+        ),
+        // A TLS port answers plain HTTP with a TLS alert, which reads as a bad HTTP version.
+        ClientError::Unreachable {
+            endpoint, detail, ..
+        } if endpoint.starts_with("http://") && detail.contains("invalid HTTP version") => format!(
+            "error: cannot reach the Talos server at {endpoint}: {detail}\n  \
+             hint: the server may serve HTTPS; use an https:// endpoint"
+        ),
+        ClientError::Unreachable {
+            endpoint, detail, ..
+        } if endpoint.starts_with("https://") && detail.contains("InvalidContentType") => format!(
+            "error: cannot reach the Talos server at {endpoint}: {detail}\n  \
+             hint: the server may serve plain HTTP; use an http:// endpoint"
+        ),
         ClientError::Unreachable {
             endpoint, detail, ..
         } => format!(

@@ -30,12 +30,24 @@ pub struct Ctx {
     endpoint: String,
     /// Admin token (`--token` / `TALOS_TOKEN`); empty = none.
     token: String,
+    /// Extra trusted roots (`--ca-cert` / `TALOS_CA_CERT`).
+    ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
-    /// A client for the endpoint; a malformed URL is a usage error.
+    /// A client for the endpoint; a malformed URL or an unreadable CA file is a usage error.
     pub fn client(&self) -> Result<Client, CliError> {
-        Client::new(&self.endpoint)
+        let ca_pem = match self
+            .ca_cert
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(path) => std::fs::read(path).map_err(|e| {
+                CliError::Usage(format!("cannot read --ca-cert {}: {e}", path.display()))
+            })?,
+            None => Vec::new(),
+        };
+        Client::with_ca_certs(&self.endpoint, &ca_pem)
             .and_then(|c| c.with_token(&self.token))
             .map_err(CliError::Client)
     }
@@ -98,6 +110,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         out: Out::new(cli.format, cli.quiet),
         endpoint,
         token: cli.token.clone().unwrap_or_default(),
+        ca_cert: cli.ca_cert.clone(),
     };
     match cli.command {
         Command::Keys { command } => keys_command(&ctx, command).await,

@@ -449,6 +449,71 @@ fn unreachable_endpoint_exits_4_and_is_named() {
 }
 
 #[test]
+fn https_endpoint_trusts_the_ca_cert_given() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(pki.path());
+    let srv = Server::start_with(
+        &[
+            ("TALOS_SERVE_HTTP_TLS_CERT_FILE", path(&cert)),
+            ("TALOS_SERVE_HTTP_TLS_KEY_FILE", path(&key)),
+        ],
+        true,
+    );
+    assert!(srv.url.starts_with("https://"), "{}", srv.url);
+
+    // Without the CA the certificate is refused, and the message says what to do.
+    let out = srv.talos(&["keys", "verify", "x"]).fails(4);
+    assert!(
+        out.stderr.contains("certificate") && out.stderr.contains("--ca-cert"),
+        "{}",
+        out.stderr
+    );
+
+    let j = srv
+        .talos(&[
+            "keys",
+            "issue",
+            "tls-key",
+            "--actor",
+            "a",
+            "--ttl",
+            "1h",
+            "--format",
+            "json",
+            "--ca-cert",
+            path(&ca),
+        ])
+        .ok_json();
+    let secret = j["secret"].as_str().expect("secret").to_owned();
+    let out = run_talos_env(
+        &["keys", "verify", &secret, "--format", "json"],
+        &[("TALOS_URL", &srv.url), ("TALOS_CA_CERT", path(&ca))],
+    );
+    assert_eq!(out.json_with_code(0)["is_valid"], json!(true));
+
+    // A CA file that cannot be read, or holds no certificate, is a usage error naming it.
+    let out = srv
+        .talos(&[
+            "keys",
+            "verify",
+            "x",
+            "--ca-cert",
+            "/definitely/not/here.pem",
+        ])
+        .fails(2);
+    assert!(out.stderr.contains("--ca-cert"), "{}", out.stderr);
+    let out = srv
+        .talos(&["keys", "verify", "x", "--ca-cert", path(&key)])
+        .fails(2);
+    assert!(out.stderr.contains("CA certificate"), "{}", out.stderr);
+
+    // Plain HTTP to the HTTPS port fails with a hint.
+    let plain = srv.url.replacen("https://", "http://", 1);
+    let out = run_talos(&["keys", "verify", "x"], Some(&plain), None).fails(4);
+    assert!(out.stderr.contains("https://"), "{}", out.stderr);
+}
+
+#[test]
 fn bad_command_lines_exit_2() {
     for args in [
         &["keys", "issue", "name"][..],

@@ -61,16 +61,35 @@ pub struct Client {
 impl Client {
     /// A client for `endpoint`, e.g. `http://localhost:4420`. A missing scheme means `http://`.
     pub fn new(endpoint: impl AsRef<str>) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        Self::with_ca_certs(endpoint, &[])
+    }
+
+    /// Like [`Client::new`], also trusting the PEM certificates in `ca_pem` (one or more
+    /// `CERTIFICATE` blocks, e.g. a private CA or a self-signed server certificate) besides the
+    /// platform's roots. Empty = the platform's roots only.
+    pub fn with_ca_certs(endpoint: impl AsRef<str>, ca_pem: &[u8]) -> Result<Self, ClientError> {
+        let endpoint = endpoint.as_ref();
+        let invalid = |message: String| ClientError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("talos-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             // Large batch imports take a while on the server; a stuck server should still not hang a script.
-            .timeout(Duration::from_secs(300))
+            .timeout(Duration::from_secs(300));
+        if !ca_pem.is_empty() {
+            let bad = |message: String| ClientError::InvalidCaCert { message };
+            let roots = reqwest::Certificate::from_pem_bundle(ca_pem)
+                .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+            if roots.is_empty() {
+                return Err(bad("no PEM CERTIFICATE block found".into()));
+            }
+            builder = builder.tls_certs_merge(roots);
+        }
+        let http = builder
             .build()
-            .map_err(|e| ClientError::InvalidEndpoint {
-                endpoint: endpoint.as_ref().to_owned(),
-                message: format!("cannot build HTTP client: {e}"),
-            })?;
+            .map_err(|e| invalid(format!("cannot build HTTP client: {e}")))?;
         Self::with_http_client(endpoint, http)
     }
 
@@ -606,6 +625,21 @@ mod tests {
         let c = c.with_token("").unwrap();
         assert_eq!(c.token, None);
         assert!(Client::new("http://h").unwrap().with_token("a\nb").is_err());
+    }
+
+    #[test]
+    fn ca_certs_must_be_pem_certificates() {
+        for junk in [
+            &b"not a certificate"[..],
+            b"-----BEGIN CERTIFICATE-----\n!!\n",
+        ] {
+            let e = Client::with_ca_certs("https://h", junk).unwrap_err();
+            assert!(
+                matches!(e, ClientError::InvalidCaCert { .. }),
+                "{e:?} for {junk:?}"
+            );
+        }
+        assert!(Client::with_ca_certs("https://h", b"").is_ok());
     }
 
     #[test]

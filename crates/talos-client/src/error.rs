@@ -88,6 +88,12 @@ pub enum ClientError {
         /// What did not decode.
         message: String,
     },
+    /// The extra CA certificates given to [`crate::Client::with_ca_certs`] are not usable PEM.
+    #[error("invalid CA certificate: {message}")]
+    InvalidCaCert {
+        /// What is wrong with them.
+        message: String,
+    },
     /// The endpoint is not a usable URL.
     #[error("invalid endpoint {endpoint:?}: {message}")]
     InvalidEndpoint {

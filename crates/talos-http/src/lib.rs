@@ -171,17 +171,23 @@ pub fn app(
 
 /// The API server on an already-bound listener (port 0 works for tests). Signals are handled by
 /// the caller, which stops the returned server gracefully.
+///
+/// With `tls`, the port speaks HTTPS only (the caller's config picks certificates, e.g. a resolver
+/// that follows certificate rotation).
 pub fn server(
     state: web::Data<AppState>,
     listener: std::net::TcpListener,
     workers: usize,
+    tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
     check_cors(&state.cors)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let mut s = HttpServer::new(move || app(state.clone()))
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(10);
+    let s = HttpServer::new(move || app(state.clone()));
+    let s = match tls {
+        Some(config) => s.listen_rustls_0_23(listener, config)?,
+        None => s.listen(listener)?,
+    };
+    let mut s = s.disable_signals().shutdown_timeout(10);
     if workers > 0 {
         s = s.workers(workers);
     }

@@ -97,6 +97,12 @@ pub struct Server {
 impl Server {
     /// Migrates a fresh SQLite database and starts `talos-server serve` with the quickstart config.
     pub fn start() -> Server {
+        Server::start_with(&[], false)
+    }
+
+    /// Like [`Server::start`] with extra environment; `https` when that environment sets
+    /// `serve.http.tls` (readiness is then checked on the plain metrics port).
+    pub fn start_with(env: &[(&str, &str)], https: bool) -> Server {
         let bin = server_binary();
         let dir = tempfile::tempdir().expect("temp dir");
         let dsn = format!("sqlite://{}/t.db", dir.path().display());
@@ -126,17 +132,19 @@ impl Server {
             .env("TALOS_SERVE_HTTP_PORT", port.to_string())
             .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
             .env("TALOS_SERVE_METRICS_PORT", mport.to_string())
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("spawn talos-server serve");
+        let scheme = if https { "https" } else { "http" };
         let mut srv = Server {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             dsn,
             dir,
         };
-        srv.wait_alive(port);
+        srv.wait_alive(if https { mport } else { port });
         srv
     }
 
@@ -336,4 +344,41 @@ pub fn run_talos_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         .envs(env.iter().copied())
         .stdin(Stdio::null());
     Run::from(args, cmd.output().expect("run talos"))
+}
+
+/// A private CA and a certificate it signs for `localhost` and `127.0.0.1`, made with `openssl` in
+/// `dir`: the paths of the CA certificate, the server certificate and its key.
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(&format!(
+        "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=talos-cli-test-ca"
+    ));
+    openssl(&format!(
+        "req {ec} -keyout server.key -out server.csr -subj /CN=localhost"
+    ));
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write extensions");
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 7 -days 1 -extfile server.ext -out server.pem",
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }

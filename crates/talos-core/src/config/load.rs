@@ -303,6 +303,25 @@ fn validate(c: &Config) -> Result<Vec<String>, ConfigError> {
     }
     crate::admin_auth::validate(&c.serve.http.admin_auth.tokens)
         .map_err(|e| invalid("serve.http.admin_auth.tokens", e))?;
+    let tls = &c.serve.http.tls;
+    match (
+        tls.cert_file.trim().is_empty(),
+        tls.key_file.trim().is_empty(),
+    ) {
+        (false, true) => {
+            return Err(invalid(
+                "serve.http.tls.key_file",
+                "is required when serve.http.tls.cert_file is set".into(),
+            ));
+        }
+        (true, false) => {
+            return Err(invalid(
+                "serve.http.tls.cert_file",
+                "is required when serve.http.tls.key_file is set".into(),
+            ));
+        }
+        _ => {}
+    }
     let mut hosts = std::collections::HashSet::new();
     for n in &c.multitenancy.networks {
         if !hosts.insert(n.hostname.to_ascii_lowercase()) {
@@ -420,6 +439,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TALOS_SERVE_HTTP_PORT"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        let (c, _) = load_str("", "", &BTreeMap::new()).unwrap();
+        assert!(!c.serve.http.tls.enabled());
+        for (vars, names) in [
+            (
+                &[("TALOS_SERVE_HTTP_TLS_CERT_FILE", "cert.pem")][..],
+                "serve.http.tls.key_file",
+            ),
+            (
+                &[("TALOS_SERVE_HTTP_TLS_KEY_FILE", "key.pem")][..],
+                "serve.http.tls.cert_file",
+            ),
+        ] {
+            let err = load_str("", "", &env(vars)).unwrap_err().to_string();
+            assert!(err.contains(names), "{err} should name {names}");
+        }
+        let yaml = "serve:\n  http:\n    tls: { cert_file: c.pem, key_file: k.pem }\n";
+        let (c, _) = load_str(yaml, "f.yaml", &BTreeMap::new()).unwrap();
+        assert!(c.serve.http.tls.enabled());
+        assert_eq!(c.serve.http.tls.key_file, "k.pem");
     }
 
     #[test]

@@ -66,6 +66,25 @@ pub struct HttpConfig {
     /// After SIGTERM, how long the server keeps answering (readiness 503, `Connection: close`)
     /// before it stops accepting and finishes what is in flight.
     pub drain_time: ConfigDuration,
+    /// HTTPS on the API port (both files or neither).
+    pub tls: TlsConfig,
+}
+
+/// The API port's certificate pair, PEM files re-read when they change. Empty = plain HTTP.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert_file: String,
+    /// Private key of the leaf (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+impl TlsConfig {
+    /// True when both files are set (validation refuses one without the other).
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.trim().is_empty() && !self.key_file.trim().is_empty()
+    }
 }
 
 impl Default for HttpConfig {
@@ -84,6 +103,7 @@ impl Default for HttpConfig {
             client_timeout: ConfigDuration::secs(10),
             max_inflight: 1024,
             drain_time: ConfigDuration::secs(1),
+            tls: TlsConfig::default(),
         }
     }
 }

@@ -37,6 +37,12 @@ fn describe(path: &str) -> Option<&'static str> {
         "serve.http.allowed_hosts" => {
             "`Host` names the API answers (with or without `:port`); others get 421 `HOST_NOT_ALLOWED`. Unset: on a loopback bind only `localhost`, `127.0.0.1`, `[::1]` (any port), else any host. Multitenancy hostnames are always allowed."
         }
+        "serve.http.tls.cert_file" => {
+            "PEM certificate chain (leaf first) of the API port (a relative path is taken from the working directory); with `key_file`, the API serves HTTPS only (rustls, TLS 1.2 and 1.3). Both or neither. Re-read within about a second when the file changes; a broken new pair keeps the old one. The metrics port stays plain HTTP."
+        }
+        "serve.http.tls.key_file" => {
+            "PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1; unencrypted). Re-read with the certificate."
+        }
         "serve.http.workers" => "HTTP worker threads; 0 = one per CPU core.",
         "serve.http.request_timeout" => {
             "Longest a request may take: after it the client gets 503 with reason `DEADLINE_EXCEEDED` (the work still finishes in the background, so a mutation is never half done)."
@@ -202,7 +208,8 @@ pub fn reference_markdown() -> Result<String, Vec<String>> {
          `1w`, `1mo`, `1y`. Unknown keys in the file are an error. `secrets.default` and `secrets.pagination`\n\
          (from the quickstart) are accepted and ignored with a warning.\n\n\
          Reloaded on file change, as one atomic swap: `secrets.*`, `credentials.*`, `cache.ttl`, `cache.enabled`,\n\
-         `rate_limit.enabled`, `quota.*`, `serve.http.admin_auth.tokens`. Everything else needs a restart.\n\n\
+         `rate_limit.enabled`, `quota.*`, `serve.http.admin_auth.tokens`. Everything else needs a restart; the\n\
+         certificate and key files named by `serve.http.tls.*` are re-read whenever their contents change.\n\n\
          | key | type | default | environment variable | description |\n|---|---|---|---|---|\n",
     );
     let mut missing = Vec::new();
