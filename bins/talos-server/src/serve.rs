@@ -92,13 +92,51 @@ fn host_policy(c: &Config) -> talos_http::HostPolicy {
     talos_http::HostPolicy::new(&c.serve.http.allowed_hosts, &networks, loopback)
 }
 
+/// Whether a `sqlite://PATH` database cannot be written: the file is read-only, or its directory
+/// refuses new files (the journal). Only used to explain a failed startup.
+fn sqlite_read_only(dsn: &str) -> bool {
+    let Some(path) = ["sqlite3://", "sqlite://"]
+        .iter()
+        .find_map(|p| dsn.strip_prefix(p))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && !p.starts_with(':'))
+    else {
+        return false;
+    };
+    let path = std::path::Path::new(path);
+    let file_ro = std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly());
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let probe = dir.join(format!(".talos-write-probe-{}", std::process::id()));
+    let dir_ro = match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            false
+        }
+        Err(e) => {
+            e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                || e.kind() == std::io::ErrorKind::PermissionDenied
+        }
+    };
+    file_ro || dir_ro
+}
+
 async fn prepare_database(c: &Config) -> anyhow::Result<()> {
     match Backend::from_dsn(&c.db.dsn)? {
         Backend::Sqlite => {
-            for name in talos_storage::migrate_up(&c.db.dsn)
-                .await
-                .context("applying SQLite migrations")?
-            {
+            let applied = talos_storage::migrate_up(&c.db.dsn).await;
+            let applied = match applied {
+                Err(e) if sqlite_read_only(&c.db.dsn) => {
+                    return Err(anyhow::Error::new(e).context(
+                        "applying SQLite migrations: the database file or its directory is read-only \
+                         (SQLite needs to write the file and its -wal/-shm companions beside it)",
+                    ));
+                }
+                other => other.context("applying SQLite migrations")?,
+            };
+            for name in applied {
                 tracing::info!(migration = %name, "applied migration");
             }
         }

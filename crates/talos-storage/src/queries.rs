@@ -191,7 +191,11 @@ macro_rules! impl_store {
 
             async fn ping(&self) -> Result<()> {
                 let mut conn = self.conn().await?;
-                conn.batch_execute("SELECT 1").await.map_err(db_err)
+                // Touches the keys table, so a lock that blocks every key read (say, an
+                // `ACCESS EXCLUSIVE` lock held by a migration) fails readiness too.
+                conn.batch_execute("SELECT 1 FROM api_keys LIMIT 1")
+                    .await
+                    .map_err(db_err)
             }
 
             async fn insert_key(&self, key: &KeyRecord) -> Result<InsertOutcome> {

@@ -400,6 +400,8 @@ async fn postgres_stalled_database_fails_within_the_statement_timeout() {
     expect_unavailable("get", store.get_key(n, KeyKind::Issued, &k.key_id)).await;
     expect_unavailable("insert", store.insert_key(&issued(n, &uuid_id()))).await;
     expect_unavailable("count", store.count_active(n, now())).await;
+    // Readiness touches the keys table, so the lock fails it too (it answered ok before).
+    expect_unavailable("ping", store.ping()).await;
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(
         store.get_key(n, KeyKind::Issued, &k.key_id).await.unwrap(),
