@@ -25,7 +25,13 @@ async fn state_with(extra: &str) -> web::Data<AppState> {
     );
     let (config, _) = load_str(&yaml, "t.yaml", &BTreeMap::new()).unwrap();
     let service = Arc::new(Service::from_config(&config).await.unwrap());
-    web::Data::new(AppState {
+    web::Data::new(app_state(service, &config))
+}
+
+/// The state every suite of this binary serves from: `service` and the HTTP settings of
+/// `config`, everything else at its test default (suites override fields with `..`).
+fn app_state(service: Arc<Service>, config: &talos_core::config::Config) -> AppState {
+    AppState {
         service,
         build: BuildInfo {
             version: "test".into(),
@@ -41,7 +47,7 @@ async fn state_with(extra: &str) -> web::Data<AppState> {
         access: Default::default(),
         limits: talos_http::Limits::from_config(&config.serve.http),
         draining: Default::default(),
-    })
+    }
 }
 
 macro_rules! app {

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use talos_core::Service;
 use talos_core::admin_auth::token_digest;
 use talos_core::config::load_str;
+use talos_http::AppState;
 use talos_http::endpoints::{ENDPOINTS, Method};
-use talos_http::{AppState, BuildInfo, ClientIpSource};
 
 const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
 const SCOPES: &[&str] = &[
@@ -39,23 +39,7 @@ async fn state() -> web::Data<AppState> {
     );
     let (config, _) = load_str(&yaml, "t.yaml", &BTreeMap::new()).unwrap();
     let service = Arc::new(Service::from_config(&config).await.unwrap());
-    web::Data::new(AppState {
-        service,
-        build: BuildInfo {
-            version: "test".into(),
-            commit: "c".into(),
-            build_time: "t".into(),
-            config_hash: "h".into(),
-        },
-        client_ip_source: ClientIpSource::RemoteAddr,
-        trust_forwarded_host: false,
-        exclude_health_from_log: false,
-        metrics: None,
-        cors: Default::default(),
-        access: Default::default(),
-        limits: talos_http::Limits::from_config(&config.serve.http),
-        draining: Default::default(),
-    })
+    web::Data::new(super::app_state(service, &config))
 }
 
 /// A request body that succeeds for each admin operation; a new admin route must be added here.

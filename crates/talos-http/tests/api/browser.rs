@@ -10,28 +10,16 @@ use actix_web::web;
 use serde_json::{Value, json};
 use talos_core::Service;
 use talos_core::config::{CorsConfig, load_str};
-use talos_http::{Access, AppState, BuildInfo, ClientIpSource, HostPolicy, Plane};
+use talos_http::{Access, AppState, HostPolicy, Plane};
 
 async fn state(cors: CorsConfig, hosts: HostPolicy) -> web::Data<AppState> {
     let yaml = "credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\nsecrets:\n  hmac:\n    current: \"http-test-secret-0123456789abcdefghijklmnop\"\ndb:\n  dsn: \"sqlite::memory:\"\n";
     let (config, _) = load_str(yaml, "t.yaml", &BTreeMap::new()).unwrap();
     let service = Arc::new(Service::from_config(&config).await.unwrap());
     web::Data::new(AppState {
-        service,
-        build: BuildInfo {
-            version: "test".into(),
-            commit: "c".into(),
-            build_time: "t".into(),
-            config_hash: "h".into(),
-        },
-        client_ip_source: ClientIpSource::RemoteAddr,
-        trust_forwarded_host: false,
-        exclude_health_from_log: false,
-        metrics: None,
         cors,
         access: Access::new(Plane::All).with_hosts(hosts),
-        limits: talos_http::Limits::from_config(&config.serve.http),
-        draining: Default::default(),
+        ..super::app_state(service, &config)
     })
 }
 
