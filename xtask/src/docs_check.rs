@@ -19,7 +19,6 @@
 //! `TALOS_URL` points at it. Other `TALOS_*` variables of the caller are removed.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::chaos::{root, target_dir};
+use crate::proc::{self, Server, TmpDir, tail};
+use crate::workspace::{self, root, target_dir};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -169,11 +169,9 @@ pub fn map_ports(
     out
 }
 
+/// A free port, or 0 (the bind then fails loudly in the block that uses it).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    proc::free_port().unwrap_or(0)
 }
 
 fn doc_files(root: &Path) -> Result<Vec<PathBuf>> {
@@ -211,47 +209,6 @@ impl Drop for Group {
     }
 }
 
-struct TmpDir(PathBuf);
-
-impl TmpDir {
-    fn new(tag: &str) -> Result<TmpDir> {
-        let p = std::env::temp_dir().join(format!(
-            "talos-docs-check-{}-{tag}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&p)?;
-        Ok(TmpDir(p))
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn http_alive(port: u16) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(1),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health/alive HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
-}
-
 /// The environment every block starts from: the caller's, minus `TALOS_*`, with the binaries
 /// first on PATH and TALOS_URL pointing at the dev server.
 fn base_env(bins: &Path, api_port: u16) -> Vec<(String, String)> {
@@ -271,41 +228,26 @@ fn run_file(file: &Path, rel: &str, bins: &Path, timeout: Duration) -> Result<us
     if blocks.is_empty() {
         return Ok(0);
     }
-    let work = TmpDir::new("file")?;
+    let work = TmpDir::new("docs-check-file")?;
     let mut ports = BTreeMap::new();
     let api = *ports.entry(4420).or_insert_with(free_port);
     let metrics = *ports.entry(4422).or_insert_with(free_port);
     let env = base_env(bins, api);
 
     // The dev server the docs' quickstart assumes.
-    let log_path = work.0.join("talos-server.log");
-    let log = std::fs::File::create(&log_path)?;
-    let server = Command::new(bins.join("talos-server"))
-        .args(["serve", "--dev"])
-        .current_dir(&work.0)
+    let mut cmd = Command::new(bins.join("talos-server"));
+    cmd.args(["serve", "--dev"])
+        .current_dir(&work.path)
         .env_clear()
         .envs(env.iter().cloned())
         .env("TALOS_SERVE_HTTP_PORT", api.to_string())
-        .env("TALOS_SERVE_METRICS_PORT", metrics.to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("starting talos-server serve --dev")?;
-    let mut groups = vec![Group(server)];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http_alive(api) {
-        if Instant::now() > deadline {
-            bail!(
-                "{rel}: the dev server did not come up:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        .env("TALOS_SERVE_METRICS_PORT", metrics.to_string());
+    let log_path = work.join("talos-server.log");
+    let server = Server::start("talos-server serve --dev", cmd, api, &log_path)
+        .with_context(|| format!("{rel}: the dev server did not come up"))?;
+    let mut groups = Vec::new();
 
-    let state = work.0.join(".docs-check-env");
+    let state = work.join(".docs-check-env");
     for (n, block) in blocks.iter().enumerate() {
         let script = map_ports(&block.script, &mut ports, free_port);
         let kind = if block.hidden { "setup" } else { "block" };
@@ -317,15 +259,15 @@ fn run_file(file: &Path, rel: &str, bins: &Path, timeout: Duration) -> Result<us
              {script}",
             state = shell_quote(&state)
         );
-        let script_path = work.0.join(format!(".block-{n}.sh"));
+        let script_path = work.join(format!(".block-{n}.sh"));
         std::fs::write(&script_path, full)?;
-        let out_path = work.0.join(format!(".block-{n}.out"));
+        let out_path = work.join(format!(".block-{n}.out"));
         let out = std::fs::File::create(&out_path)?;
         // Output goes to a file, not a pipe: a block may leave a server running in the background,
         // which would hold a pipe open.
         let child = Command::new("bash")
             .arg(&script_path)
-            .current_dir(&work.0)
+            .current_dir(&work.path)
             .env_clear()
             .envs(env.iter().cloned())
             .stdin(Stdio::null())
@@ -356,7 +298,7 @@ fn run_file(file: &Path, rel: &str, bins: &Path, timeout: Duration) -> Result<us
             bail!(
                 "{rel}:{line}: {kind} {why}\n--- script (ports mapped: {ports:?})\n{script}--- output\n{output}--- dev server log (tail)\n{log}",
                 line = block.line,
-                log = tail(&std::fs::read_to_string(&log_path).unwrap_or_default(), 20),
+                log = tail(&log_path, 20),
             );
         }
         println!(
@@ -366,14 +308,8 @@ fn run_file(file: &Path, rel: &str, bins: &Path, timeout: Duration) -> Result<us
         );
     }
     drop(groups);
+    server.stop();
     Ok(blocks.len())
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    let mut t = lines[lines.len().saturating_sub(n)..].join("\n");
-    t.push('\n');
-    t
 }
 
 fn shell_quote(p: &Path) -> String {
@@ -383,24 +319,15 @@ fn shell_quote(p: &Path) -> String {
 pub fn run(args: Args) -> Result<()> {
     let root = root();
     if !args.no_build {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--bin", "talos-server", "--bin", "talos"])
-            .current_dir(&root)
-            .status()
-            .context("cargo build")?;
-        anyhow::ensure!(st.success(), "cargo build failed");
+        workspace::cargo_build(&["--bin", "talos-server", "--bin", "talos"])?;
     }
     // Private copies: a concurrent build must not swap a binary under a running block.
     let src = args
         .bin_dir
         .clone()
         .unwrap_or_else(|| target_dir().join("debug"));
-    let bins = TmpDir::new("bin")?;
-    for b in ["talos-server", "talos"] {
-        std::fs::copy(src.join(b), bins.0.join(b))
-            .with_context(|| format!("copying {}", src.join(b).display()))?;
-    }
+    let bins = TmpDir::new("docs-check-bin")?;
+    workspace::private_copies(&src, &["talos-server", "talos"], &bins.path)?;
     let mut failures = Vec::new();
     let mut total = 0;
     for file in doc_files(&root)? {
@@ -412,7 +339,7 @@ pub fn run(args: Args) -> Result<()> {
         if !args.only.is_empty() && !args.only.iter().any(|o| rel.contains(o.as_str())) {
             continue;
         }
-        match run_file(&file, &rel, &bins.0, Duration::from_secs(args.timeout)) {
+        match run_file(&file, &rel, &bins.path, Duration::from_secs(args.timeout)) {
             Ok(n) => total += n,
             Err(e) => {
                 eprintln!("FAIL {e:#}");

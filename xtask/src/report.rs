@@ -4,9 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
-use serde::Serialize;
 
-use crate::bench::{Backend, CacheKind, Pgbench, Results, Run};
+use crate::results::{Backend, CacheKind, Goal, Pgbench, Results, Run};
 
 pub const HEADING: &str = "## HTTP load (cargo xtask bench)";
 
@@ -14,15 +13,6 @@ pub const HEADING: &str = "## HTTP load (cargo xtask bench)";
 const UPSTREAM_PEAK_RPS: f64 = 16_766.0;
 const UPSTREAM_P99_MS: f64 = 95.0;
 const UPSTREAM_CORES: usize = 16;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Goal {
-    pub goal: String,
-    pub target: String,
-    pub measured: String,
-    /// `None` when the run did not measure it.
-    pub met: Option<bool>,
-}
 
 fn find<'a>(
     runs: &'a [Run],
@@ -52,7 +42,8 @@ fn pct(x: f64) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
-fn grouped(x: f64) -> String {
+/// 1234567 → "1,234,567" (rounded to an integer).
+pub fn grouped(x: f64) -> String {
     let n = x.round() as u64;
     let s = n.to_string();
     let mut out = String::new();
@@ -75,39 +66,39 @@ fn ms(x: f64) -> String {
     }
 }
 
+/// A throughput goal: `run`'s saturation throughput at least `min` of its paired baseline's.
+fn ratio_goal(runs: &[Run], run: Option<&Run>, goal: String, min: f64) -> Option<Goal> {
+    let run = run?;
+    let base = base_for(runs, run)?;
+    let ratio = run.result.rps / base;
+    Some(Goal {
+        goal,
+        target: format!("≥ {} of baseline (paired run)", pct(min)),
+        measured: format!(
+            "{} of {} req/s = {}",
+            grouped(run.result.rps),
+            grouped(base),
+            pct(ratio)
+        ),
+        met: Some(ratio >= min),
+    })
+}
+
 /// The goals of issue 7 that an HTTP run measures.
 pub fn goals(runs: &[Run], pgbench: &[Pgbench], connections: usize) -> Vec<Goal> {
     let mut out = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let b = backend.name();
-        let hit = find(
+        let memory = |scenario: &str, kind: &str| {
+            find(runs, Some(backend), Some(CacheKind::Memory), scenario, kind)
+        };
+        out.extend(ratio_goal(
             runs,
-            Some(backend),
-            Some(CacheKind::Memory),
-            "verify_issued",
-            "saturation",
-        );
-        if let Some((hit, base)) = hit.and_then(|h| base_for(runs, h).map(|b| (h, b))) {
-            let ratio = hit.result.rps / base;
-            out.push(Goal {
-                goal: format!("verify, cache hit, throughput ({b})"),
-                target: "≥ 70% of baseline (paired run)".into(),
-                measured: format!(
-                    "{} of {} req/s = {}",
-                    grouped(hit.result.rps),
-                    grouped(base),
-                    pct(ratio)
-                ),
-                met: Some(ratio >= 0.70),
-            });
-        }
-        if let Some(half) = find(
-            runs,
-            Some(backend),
-            Some(CacheKind::Memory),
-            "verify_issued",
-            "half",
-        ) {
+            memory("verify_issued", "saturation"),
+            format!("verify, cache hit, throughput ({b})"),
+            0.70,
+        ));
+        if let Some(half) = memory("verify_issued", "half") {
             out.push(Goal {
                 goal: format!("verify, cache hit, p99 at half load ({b})"),
                 target: "< 2 ms".into(),
@@ -119,27 +110,12 @@ pub fn goals(runs: &[Run], pgbench: &[Pgbench], connections: usize) -> Vec<Goal>
                 met: Some(half.result.p99_ms < 2.0),
             });
         }
-        let forged = find(
+        out.extend(ratio_goal(
             runs,
-            Some(backend),
-            Some(CacheKind::Memory),
-            "verify_forged",
-            "saturation",
-        );
-        if let Some((f, base)) = forged.and_then(|f| base_for(runs, f).map(|b| (f, b))) {
-            let ratio = f.result.rps / base;
-            out.push(Goal {
-                goal: format!("verify, forged credential, throughput ({b})"),
-                target: "≥ 80% of baseline (paired run)".into(),
-                measured: format!(
-                    "{} of {} req/s = {}",
-                    grouped(f.result.rps),
-                    grouped(base),
-                    pct(ratio)
-                ),
-                met: Some(ratio >= 0.80),
-            });
-        }
+            memory("verify_forged", "saturation"),
+            format!("verify, forged credential, throughput ({b})"),
+            0.80,
+        ));
     }
     let pg_ceiling = pgbench
         .iter()
@@ -423,24 +399,21 @@ pub fn markdown(res: &Results) -> String {
 
     // Beside upstream.
     // Upstream's headline is verify: compare the cache-hit verify (or, without it, the fastest run).
-    let peak = talos
-        .iter()
-        .find(|r| {
-            r.load_kind == "saturation"
-                && r.backend == Some(Backend::Postgres)
-                && r.cache == Some(CacheKind::Memory)
-                && r.scenario == "verify_issued"
-        })
-        .or_else(|| {
-            talos
-                .iter()
-                .filter(|r| r.load_kind == "saturation" && r.backend == Some(Backend::Postgres))
-                .max_by(|a, b| a.result.rps.total_cmp(&b.result.rps))
-        });
-    let pg_hit = talos.iter().find(|r| {
-        r.backend == Some(Backend::Postgres)
-            && r.cache == Some(CacheKind::Memory)
-            && r.scenario == "verify_issued"
+    let pg_hit = |kind: &str| {
+        find(
+            &res.runs,
+            Some(Backend::Postgres),
+            Some(CacheKind::Memory),
+            "verify_issued",
+            kind,
+        )
+    };
+    let peak = pg_hit("saturation").or_else(|| {
+        talos
+            .iter()
+            .copied()
+            .filter(|r| r.load_kind == "saturation" && r.backend == Some(Backend::Postgres))
+            .max_by(|a, b| a.result.rps.total_cmp(&b.result.rps))
     });
     if let Some(peak) = peak {
         let _ = writeln!(s, "### Beside upstream Ory Talos\n");
@@ -454,30 +427,16 @@ pub fn markdown(res: &Results) -> String {
             grouped(UPSTREAM_PEAK_RPS),
             grouped(UPSTREAM_PEAK_RPS / UPSTREAM_CORES as f64)
         );
-        let hit_sat = talos.iter().find(|r| {
-            r.backend == Some(Backend::Postgres)
-                && r.cache == Some(CacheKind::Memory)
-                && r.scenario == "verify_issued"
-                && r.load_kind == "saturation"
-        });
-        let p99 = match (hit_sat, pg_hit) {
-            (Some(sat), _) => {
-                let half = talos.iter().find(|r| {
-                    r.backend == Some(Backend::Postgres)
-                        && r.cache == Some(CacheKind::Memory)
-                        && r.scenario == "verify_issued"
-                        && r.load_kind == "half"
-                });
-                format!(
-                    "{} ms at saturation{}",
-                    ms(sat.result.p99_ms),
-                    half.map_or(String::new(), |h| format!(
-                        ", {} ms at half load",
-                        ms(h.result.p99_ms)
-                    ))
-                )
-            }
-            _ => "–".into(),
+        let p99 = match pg_hit("saturation") {
+            Some(sat) => format!(
+                "{} ms at saturation{}",
+                ms(sat.result.p99_ms),
+                pg_hit("half").map_or(String::new(), |h| format!(
+                    ", {} ms at half load",
+                    ms(h.result.p99_ms)
+                ))
+            ),
+            None => "–".into(),
         };
         let _ = writeln!(
             s,

@@ -2,7 +2,8 @@
 
 use anyhow::bail;
 use base64::Engine;
-use talos_core::admin_auth::{AdminTokenConfig, token_digest, validate};
+use talos_core::config::ConfigError;
+use talos_http::admin_tokens::{AdminTokenConfig, token_digest, validate};
 
 /// `talos_admin_` + 32 random bytes (256 bits) in unpadded base64url.
 pub fn new_token() -> String {
@@ -41,7 +42,14 @@ pub fn generate(name: &str, scopes: &[String]) -> anyhow::Result<()> {
             .collect(),
     };
     if let Err(e) = validate(std::slice::from_ref(&entry)) {
-        bail!("{}", e.replace("serve.http.admin_auth.tokens[0].", "--"));
+        let reason = match e {
+            ConfigError::Invalid { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        bail!(
+            "{}",
+            reason.replace("serve.http.admin_auth.tokens[0].", "--")
+        );
     }
     println!("{token}");
     eprintln!(

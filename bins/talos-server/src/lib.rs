@@ -2,15 +2,22 @@
 
 mod admin_token;
 mod banner;
+mod config;
 mod dev;
+mod listener;
+mod plan;
+mod reload;
 mod serve;
+#[cfg(test)]
+mod settings_tests;
+mod telemetry;
 mod tls;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use talos_core::config::{ConfigSource, load};
+use talos_core::config::{ConfigSource, load_tree};
 
 /// Where settings come from, for `--help`: a first-time operator's next question.
 const SETTINGS_HELP: &str = "Configuration: a YAML file (--config) and TALOS_* environment variables, one per key: TALOS_ + the key \
@@ -40,7 +47,7 @@ pub enum Command {
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
-        /// Database DSN (else TALOS_DB_DSN, else db.dsn of --config).
+        /// Database DSN (else TALOS_DB_DSN, DB_DSN, DSN, else db.dsn of --config).
         #[arg(long, global = true)]
         database: Option<String>,
         /// Config file to read db.dsn from.
@@ -104,8 +111,21 @@ impl From<PlaneArg> for talos_http::Plane {
 pub enum MigrateAction {
     /// Apply all pending migrations.
     Up,
+    /// Revert the newest applied migrations (destroys the data of what they created).
+    Down {
+        /// How many migrations to revert, newest first.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+    },
     /// List migrations and whether each is applied.
     Status,
+    /// Record the migrations up to VERSION as applied and later ones as not, running none of them
+    /// (after applying or reverting one by hand). VERSION: a name from `migrate status`, its
+    /// leading version (`2026-11-23-000001` or `20261123000001`), or 0 for none.
+    Force {
+        /// The migration to record as the newest applied one.
+        version: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -126,18 +146,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Where `migrate` finds its database, first match wins: `--database`, `TALOS_DB_DSN`, then
+/// upstream's `DB_DSN` and `DSN`, then `db.dsn` of `--config`. Empty values count as unset.
+const DSN_VARIABLES: [&str; 3] = ["TALOS_DB_DSN", "DB_DSN", "DSN"];
+
 fn resolve_dsn(database: Option<String>, config: Option<PathBuf>) -> anyhow::Result<String> {
     if let Some(d) = database.filter(|d| !d.is_empty()) {
         return Ok(d);
     }
-    if let Some(d) = std::env::var("TALOS_DB_DSN").ok().filter(|d| !d.is_empty()) {
+    if let Some(d) = DSN_VARIABLES
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|d| !d.is_empty()))
+    {
         return Ok(d);
     }
     if let Some(path) = config {
-        let (c, _) = load(&ConfigSource::from_process(Some(path))).context("loading the config")?;
-        return Ok(c.db.dsn);
+        let (c, _) = load_tree::<config::ServerSections>(&ConfigSource::from_process(Some(path)))
+            .context("loading the config")?;
+        return Ok(c.core.db.dsn);
     }
-    bail!("no database given: use --database DSN, TALOS_DB_DSN or --config FILE")
+    bail!("no database given: use --database DSN, TALOS_DB_DSN (or DB_DSN, DSN) or --config FILE")
 }
 
 async fn migrate(
@@ -152,6 +180,25 @@ async fn migrate(
             if applied.is_empty() {
                 println!("database is up to date");
             }
+            for name in applied {
+                println!("applied {name}");
+            }
+        }
+        MigrateAction::Down { steps } => {
+            let reverted = talos_storage::migrate_down(&dsn, steps as usize).await?;
+            if reverted.is_empty() {
+                println!("no migration is applied");
+            }
+            for name in reverted {
+                println!("reverted {name}");
+            }
+        }
+        MigrateAction::Force { version } => {
+            let applied = talos_storage::migrate_force(&dsn, &version).await?;
+            println!(
+                "recorded {} migration(s) as applied, later ones as pending; none was run",
+                applied.len()
+            );
             for name in applied {
                 println!("applied {name}");
             }

@@ -1,3 +1,6 @@
+//! The `talos-server` binary: parses the command line and runs it on a multi-threaded tokio
+//! runtime; everything else lives in the library (`lib.rs`) so the tests can drive it.
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use talos_core::config::TlsConfig;
+use talos_http::config::TlsConfig;
 
 /// The pair currently served, swapped atomically on reload.
 #[derive(Debug)]
@@ -64,8 +64,8 @@ impl CertStore {
 
     fn fingerprint(&self) -> (Option<u64>, Option<u64>) {
         (
-            crate::serve::file_fingerprint(Some(&self.cert_file)),
-            crate::serve::file_fingerprint(Some(&self.key_file)),
+            crate::reload::file_fingerprint(Some(&self.cert_file)),
+            crate::reload::file_fingerprint(Some(&self.key_file)),
         )
     }
 

@@ -2,6 +2,9 @@
 //! cached on node B and revoked on node A is reported revoked by B within 1 second, without any
 //! cache-bypass header; the rate limiter is shared by both nodes.
 //!
+//! The same runs on a private Redis Cluster and a private Sentinel setup (`cache.redis.mode`),
+//! the latter through a failover (processes: `talos_test_support::redis_topology`).
+//!
 //! Runs only when both `TALOS_TEST_DATABASE_URL` and `TALOS_TEST_REDIS_URL` are set. With
 //! `TALOS_PROPAGATION_SAMPLES=N` it revokes N keys and prints the median and maximum
 //! propagation time (the figure in docs/benchmarks.md):
@@ -10,192 +13,46 @@
 //! TALOS_PROPAGATION_SAMPLES=100 cargo test -p talos-server --test cluster -- --nocapture
 //! ```
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
+use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use talos_test_support::redis_topology;
+use talos_test_support::{TestApp, database_url, redis_url};
+
+#[path = "cluster/metering.rs"]
+mod metering;
 
 const BIN: &str = env!("CARGO_BIN_EXE_talos-server");
 const SECRET: &str = "cluster-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaa";
 const VERIFY: &str = "/v2alpha1/admin/apiKeys:verify";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+async fn post(node: &TestApp, path: &str, body: Value) -> (u16, HeaderMap, Value) {
+    node.send(Method::POST, path, Some(body)).await
 }
 
-fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
+/// Verifies (no cache-bypass header); returns the body and the `Ory-Talos-Cache` header.
+async fn verify(node: &TestApp, credential: &str) -> (Value, String) {
+    let (s, h, j) = post(node, VERIFY, json!({"credential": credential})).await;
+    assert_eq!(s, 200, "{j}");
+    let cache = h
+        .get("ory-talos-cache")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (j, cache)
 }
 
-struct Node {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    async fn start(config: &Path) -> Node {
-        let port = free_port();
-        let child = Command::new(BIN)
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_HTTP_PORT", port.to_string())
-            .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_METRICS_PORT", free_port().to_string())
-            .env("TALOS_LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("talos-server starts");
-        let mut node = Node {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("talos-server exited with {status}");
-            }
-            if node
-                .http
-                .get(format!("{}/health/alive", node.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return node;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "talos-server did not become alive"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (r.status().as_u16(), r.headers().clone());
-        (status, headers, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn issue(&self, extra: Value) -> (String, String) {
-        let mut body = json!({"name": "n", "actor_id": "a", "ttl": "1h"});
-        body.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        let (s, _, j) = self.post("/v2alpha1/admin/issuedApiKeys", body).await;
-        assert_eq!(s, 201, "{j}");
-        (
-            j["issued_api_key"]["key_id"].as_str().unwrap().to_string(),
-            j["secret"].as_str().unwrap().to_string(),
-        )
-    }
-
-    /// Verifies (no cache-bypass header); returns the body and the `Ory-Talos-Cache` header.
-    async fn verify(&self, credential: &str) -> (Value, String) {
-        let (s, h, j) = self.post(VERIFY, json!({"credential": credential})).await;
-        assert_eq!(s, 200, "{j}");
-        let cache = h
-            .get("ory-talos-cache")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (j, cache)
-    }
-
-    async fn revoke(&self, key_id: &str) {
-        let (s, _, j) = self
-            .post(
-                &format!("/v2alpha1/admin/apiKeys/{key_id}:revoke"),
-                json!({"reason": "REVOCATION_REASON_KEY_COMPROMISE"}),
-            )
-            .await;
-        assert!(s == 200 || s == 204, "{s} {j}");
-    }
-}
-
-struct Database {
-    admin: String,
-    name: String,
-    dsn: String,
-}
-
-impl Database {
-    fn create(admin: &str) -> Database {
-        let name = format!("talos_cluster_{}", random_suffix());
-        let out = Command::new("psql")
-            .args([admin, "-c", &format!("CREATE DATABASE {name}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        let dsn = format!("{base}/{name}");
-        let out = Command::new(BIN)
-            .args(["migrate", "up", "--database", &dsn])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Database {
-            admin: admin.to_string(),
-            name,
-            dsn,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                self.admin.as_str(),
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
-
-/// `redis://[..@]host:port[/db]` → `host:port`.
-fn redis_addr(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    rest.split('/').next().unwrap().to_string()
+async fn revoke(node: &TestApp, key_id: &str) {
+    let (s, _, j) = post(
+        node,
+        &format!("/v2alpha1/admin/apiKeys/{key_id}:revoke"),
+        json!({"reason": "REVOCATION_REASON_KEY_COMPROMISE"}),
+    )
+    .await;
+    assert!(s == 200 || s == 204, "{s} {j}");
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -203,47 +60,21 @@ fn median(v: &mut [Duration]) -> Duration {
     v[v.len() / 2]
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn revocation_on_one_node_is_seen_by_the_other_within_a_second() {
-    let (Ok(admin), Ok(redis)) = (
-        std::env::var("TALOS_TEST_DATABASE_URL"),
-        std::env::var("TALOS_TEST_REDIS_URL"),
-    ) else {
-        eprintln!("TALOS_TEST_DATABASE_URL or TALOS_TEST_REDIS_URL unset: two-node test not run");
-        return;
-    };
-    let db = Database::create(&admin);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("talos.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "credentials:\n  issuer: \"http://cluster.test\"\nsecrets:\n  hmac:\n    current: \"{SECRET}\"\ndb:\n  dsn: \"{}\"\ncache:\n  type: redis\n  redis:\n    addrs: [\"{}\"]\n    key_prefix: \"talos-cluster-{}\"\nrate_limit:\n  enabled: true\n  backend: redis\n",
-            db.dsn,
-            redis_addr(&redis),
-            random_suffix()
-        ),
-    )
-    .unwrap();
-    let a = Node::start(&config).await;
-    let b = Node::start(&config).await;
-
-    let samples: usize = std::env::var("TALOS_PROPAGATION_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+/// `samples` times: a key cached on B (HIT) and revoked on A is reported revoked by B within
+/// 1 second, without any cache-bypass header. Returns the propagation times.
+async fn revocations_propagate(a: &TestApp, b: &TestApp, samples: usize) -> Vec<Duration> {
     let mut seen = Vec::with_capacity(samples);
     for _ in 0..samples {
-        let (key_id, secret) = a.issue(json!({})).await;
+        let (key_id, secret) = a.issue_with(json!({})).await;
         // Cache it on B: the first verify misses and fills the cache, a later one hits. (B may
         // need a moment after start to subscribe to the invalidation channel; until then it
         // reads the database.)
-        let (j, cache) = b.verify(&secret).await;
+        let (j, cache) = verify(b, &secret).await;
         assert_eq!(j["is_valid"], true, "{j}");
         assert_eq!(cache, "MISS");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (j, cache) = b.verify(&secret).await;
+            let (j, cache) = verify(b, &secret).await;
             assert_eq!(j["is_valid"], true, "{j}");
             if cache == "HIT" {
                 break;
@@ -254,10 +85,10 @@ async fn revocation_on_one_node_is_seen_by_the_other_within_a_second() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        a.revoke(&key_id).await;
+        revoke(a, &key_id).await;
         let revoked = Instant::now();
         loop {
-            let (j, _) = b.verify(&secret).await;
+            let (j, _) = verify(b, &secret).await;
             if j["error_code"] == "VERIFICATION_ERROR_REVOKED" {
                 seen.push(revoked.elapsed());
                 break;
@@ -269,24 +100,168 @@ async fn revocation_on_one_node_is_seen_by_the_other_within_a_second() {
             );
         }
     }
+    seen
+}
+
+/// One bucket for both nodes: quota 3 is spent across A and B.
+async fn limiter_is_shared(a: &TestApp, b: &TestApp) {
+    let (_, secret) = a
+        .issue_with(json!({"rate_limit_policy": {"quota": "3", "window": "1h"}}))
+        .await;
+    for (node, want) in [(a, "2"), (b, "1"), (a, "0")] {
+        let (j, _) = verify(node, &secret).await;
+        assert_eq!(j["is_valid"], true, "{j}");
+        assert_eq!(j["rate_limit_remaining"], want, "{j}");
+    }
+    let (s, h, j) = post(b, VERIFY, json!({"credential": secret})).await;
+    assert_eq!(s, 200);
+    assert_eq!(j["error_code"], "VERIFICATION_ERROR_RATE_LIMITED", "{j}");
+    assert!(h.get("retry-after").is_some());
+}
+
+/// Node A of a two-node deployment on a fresh PostgreSQL database, Redis at `redis` (a key
+/// prefix of its own) with the `cache.redis` settings merged over it, the Redis limiter.
+fn node_a(admin: &str, redis: &str, cache_redis: &str) -> TestApp {
+    TestApp::builder()
+        .binary(BIN)
+        .issuer("http://cluster.test")
+        .without_default_ttl()
+        .secret(SECRET)
+        .postgres(admin)
+        .redis(redis)
+        .config("rate_limit:\n  enabled: true\n  backend: redis\n")
+        .config(&format!("cache:\n  redis:\n{cache_redis}"))
+        .env("TALOS_LOG_LEVEL", "warn")
+        .spawn()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_on_one_node_is_seen_by_the_other_within_a_second() {
+    let (Some(admin), Some(redis)) = (database_url(), redis_url()) else {
+        return;
+    };
+    // A fresh, migrated PostgreSQL database and a key prefix of its own on the shared Redis.
+    let a = node_a(&admin, &redis, "    mode: standalone\n");
+    let b = a.spawn_another(None);
+
+    let samples: usize = std::env::var("TALOS_PROPAGATION_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut seen = revocations_propagate(&a, &b, samples).await;
     let max = *seen.iter().max().unwrap();
     let med = median(&mut seen);
     eprintln!(
         "revocation propagation A -> B over {samples} revocations: median {med:?}, max {max:?}"
     );
     assert!(max < Duration::from_secs(1));
+    limiter_is_shared(&a, &b).await;
+}
 
-    // One bucket for both nodes: quota 3 is spent across A and B.
-    let (_, secret) = a
-        .issue(json!({"rate_limit_policy": {"quota": "3", "window": "1h"}}))
-        .await;
-    for (node, want) in [(&a, "2"), (&b, "1"), (&a, "0")] {
-        let (j, _) = node.verify(&secret).await;
-        assert_eq!(j["is_valid"], true, "{j}");
-        assert_eq!(j["rate_limit_remaining"], want, "{j}");
-    }
-    let (s, h, j) = b.post(VERIFY, json!({"credential": secret})).await;
-    assert_eq!(s, 200);
-    assert_eq!(j["error_code"], "VERIFICATION_ERROR_RATE_LIMITED", "{j}");
-    assert!(h.get("retry-after").is_some());
+/// `cache.redis` settings for a private topology: the mode, its addresses, evictions
+/// acknowledged by a replica, and the in-process layer on, so a hit on B is answered from B's
+/// memory and only the pub/sub invalidation can end it.
+fn topology_yaml(mode: &str, addrs: &[String], extra: &str) -> String {
+    let addrs = addrs
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "    mode: {mode}\n    addrs: [{addrs}]\n    wait_replicas: 1\n    local:\n      enabled: true\n{extra}"
+    )
+}
+
+/// Two nodes on a three-master Redis Cluster (`cache.redis.mode: cluster`): revocations reach
+/// the other node's in-process layer through cluster-wide pub/sub, the limiter is shared. (The
+/// cluster is private; `TALOS_TEST_REDIS_URL` only says Redis is installed.)
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_on_a_redis_cluster() {
+    let (Some(admin), Some(redis)) = (database_url(), redis_url()) else {
+        return;
+    };
+    let cluster = tokio::task::spawn_blocking(redis_topology::start_cluster)
+        .await
+        .unwrap();
+    let a = node_a(
+        &admin,
+        &redis,
+        &topology_yaml("cluster", &cluster.addrs(), ""),
+    );
+    let b = a.spawn_another(None);
+    let seen = revocations_propagate(&a, &b, 5).await;
+    eprintln!("cluster: revocation propagation A -> B: {seen:?}");
+    limiter_is_shared(&a, &b).await;
+    drop((a, b));
+    drop(cluster);
+}
+
+/// Two nodes on a Sentinel-managed primary (`cache.redis.mode: sentinel`): revocations and the
+/// shared limiter, then a planned failover (`SENTINEL FAILOVER`) while A keeps revoking keys B
+/// had cached: no revoked key ever verifies on either node, before, during or after it; then
+/// the same checks hold on the new primary.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_on_sentinel_through_a_failover() {
+    let (Some(admin), Some(redis)) = (database_url(), redis_url()) else {
+        return;
+    };
+    let mut set = tokio::task::spawn_blocking(redis_topology::start_sentinels)
+        .await
+        .unwrap();
+    let extra = format!("    master_name: \"{}\"\n", redis_topology::MASTER_NAME);
+    let a = node_a(
+        &admin,
+        &redis,
+        &topology_yaml("sentinel", &set.addrs(), &extra),
+    );
+    let b = a.spawn_another(None);
+    let seen = revocations_propagate(&a, &b, 5).await;
+    eprintln!("sentinel: revocation propagation A -> B: {seen:?}");
+    limiter_is_shared(&a, &b).await;
+
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let stop = Arc::new(AtomicBool::new(false));
+    let revoker = tokio::spawn({
+        let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+        async move {
+            let mut revoked = Vec::new();
+            while !stop.load(Ordering::Acquire) {
+                let (key_id, secret) = a.issue_with(json!({})).await;
+                let (j, _) = verify(&b, &secret).await;
+                assert_eq!(j["is_valid"], true, "{j}");
+                let _ = verify(&b, &secret).await;
+                revoke(&a, &key_id).await;
+                revoked.push(secret);
+                for secret in &revoked {
+                    for (name, node) in [("A", &a), ("B", &b)] {
+                        let (j, _) = verify(node, secret).await;
+                        assert_eq!(
+                            j["error_code"], "VERIFICATION_ERROR_REVOKED",
+                            "a revoked key verified on {name} around the failover: {j}"
+                        );
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            revoked.len()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let set = tokio::task::spawn_blocking(move || {
+        set.failover();
+        set
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Release);
+    let revocations = revoker.await.unwrap();
+    assert!(revocations > 0);
+    eprintln!("sentinel: {revocations} revocations across the failover");
+
+    let seen = revocations_propagate(&a, &b, 5).await;
+    eprintln!("sentinel, after the failover: revocation propagation A -> B: {seen:?}");
+    limiter_is_shared(&a, &b).await;
+    drop((a, b));
+    drop(set);
 }

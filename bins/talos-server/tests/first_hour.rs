@@ -1,84 +1,27 @@
 //! The first hour with the real `talos-server` binary (issue 14): the startup block says where
 //! to go, and dependency failures name what was tried and what to do, never a secret.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
+
+use talos_test_support::{TestApp, database_url, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_talos-server");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `serve --dev` and returns its stderr up to the end of the startup block.
+/// Starts `serve --dev` and returns its log up to the end of the startup block, with the API and
+/// metrics ports.
 fn startup_output(extra_env: &[(&str, &str)]) -> (String, u16, u16) {
-    let dir = tempfile::tempdir().unwrap();
-    let (port, metrics_port) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .current_dir(dir.path())
-        .env("TALOS_SERVE_HTTP_PORT", port.to_string())
-        .env("TALOS_SERVE_METRICS_PORT", metrics_port.to_string())
-        .envs(extra_env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _guard = Killed(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut out = String::new();
-    // The wait only guards against a hang; nothing is asserted about time.
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
-        out.push_str(&line);
-        out.push('\n');
-        if line.contains("stop with Ctrl-C") {
-            break;
-        }
-    }
-    assert!(out.contains("stop with Ctrl-C"), "no startup block:\n{out}");
+    // Spawned once `/health/alive` answered 200.
+    let app = TestApp::builder().binary(BIN).dev().envs(extra_env).spawn();
     // actix starts its workers once the server runs, after the block: read on until the request
-    // log shows a request served, so every startup line is in `out`.
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    std::io::Write::write_all(
-        &mut conn,
-        b"GET /health/alive HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
-        out.push_str(&line);
-        out.push('\n');
-        if line.contains("/health/alive") {
-            return (out, port, metrics_port);
-        }
-    }
-    panic!("no request log line for /health/alive:\n{out}");
+    // log shows that readiness request served, so every startup line is in the log. The wait
+    // only guards against a hang; nothing is asserted about time.
+    let served = |log: &str| {
+        log.split_once("stop with Ctrl-C")
+            .is_some_and(|(_, after)| after.contains("/health/alive"))
+    };
+    let out = app.wait_for_log(Duration::from_secs(60), served);
+    (out, app.port(), app.metrics_port())
 }
 
 #[test]
@@ -151,10 +94,7 @@ fn a_wrong_postgres_port_names_the_target_the_os_error_and_a_hint() {
 
 #[test]
 fn a_missing_postgres_database_suggests_createdb() {
-    let Ok(admin) = std::env::var("TALOS_TEST_DATABASE_URL") else {
-        eprintln!("TALOS_TEST_DATABASE_URL unset: PostgreSQL leg not run");
-        return;
-    };
+    let Some(admin) = database_url() else { return };
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
     let db = format!("talos_missing_{}", std::process::id());
     let err = failing(&["migrate", "status", "--database", &format!("{base}/{db}")]);

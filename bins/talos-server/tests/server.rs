@@ -2,167 +2,35 @@
 
 #[path = "server/planes.rs"]
 mod planes;
+#[path = "server/telemetry.rs"]
+mod telemetry;
+#[path = "server/tenants.rs"]
+mod tenants;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use talos_test_support::{Builder, PgDatabase, QUICKSTART_JWKS, TestApp, database_url};
 
 const BIN: &str = env!("CARGO_BIN_EXE_talos-server");
 const SECRET_A: &str = "server-test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SECRET_B: &str = "server-test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const ADMIN_TOKEN: &str = "talos_admin_server_test_token_0123456789abcdef";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A test deployment of this package's binary.
+fn server() -> Builder {
+    TestApp::builder().binary(BIN)
 }
 
 // Built-in TLS has its own file to keep modules small; it is part of this one test binary.
 #[path = "server/tls.rs"]
 mod tls;
 
-struct Server {
-    child: Child,
-    url: String,
-    metrics_url: String,
-    /// Admin token sent on every request, when set.
-    token: Option<String>,
-    /// Client of the API port (trusts the test CA when the server serves HTTPS).
-    http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
-        Server::start_with(dir, args, &[], None)
-    }
-
-    /// With extra environment variables and, for HTTPS, the PEM root that the client trusts.
-    fn start_with(
-        dir: &Path,
-        args: &[&str],
-        env: &[(&str, &str)],
-        ca_pem: Option<&[u8]>,
-    ) -> Server {
-        let port = free_port();
-        let metrics_port = free_port();
-        let http = match ca_pem {
-            Some(pem) => reqwest::Client::builder()
-                .tls_certs_only(reqwest::Certificate::from_pem_bundle(pem).unwrap())
-                .build()
-                .unwrap(),
-            None => reqwest::Client::new(),
-        };
-        let scheme = if ca_pem.is_some() { "https" } else { "http" };
-        let child = Command::new(BIN)
-            .args(args)
-            .envs(env.iter().copied())
-            .current_dir(dir)
-            .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_HTTP_PORT", port.to_string())
-            .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_METRICS_PORT", metrics_port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("talos-server starts");
-        Server {
-            child,
-            url: format!("{scheme}://127.0.0.1:{port}"),
-            metrics_url: format!("http://127.0.0.1:{metrics_port}"),
-            token: None,
-            http,
-        }
-    }
-
-    async fn wait_alive(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).ok();
-                panic!("talos-server exited with {status}: {err}");
-            }
-            if self
-                .http
-                .get(format!("{}/health/alive", self.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("talos-server did not become alive");
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn issue(&self) -> String {
-        let (s, j) = self
-            .post(
-                "/v2alpha1/admin/issuedApiKeys",
-                json!({"name": "n", "actor_id": "a", "ttl": "1h"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{j}");
-        j["secret"].as_str().unwrap().to_string()
-    }
-
-    async fn is_valid(&self, credential: &str) -> bool {
-        let (_, j) = self
-            .post(
-                "/v2alpha1/admin/apiKeys:verify",
-                json!({"credential": credential}),
-            )
-            .await;
-        j["is_valid"] == json!(true)
-    }
-
-    /// SIGTERM, then the exit status within 10 s.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "talos-server did not stop within 10 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &["serve", "--dev"]);
-    s.wait_alive().await;
+    let mut s = server().dev().dir(dir.path()).spawn();
     let secret = s.issue().await;
     assert!(s.is_valid(&secret).await);
     assert!(dir.path().join("talos-dev.db").exists());
@@ -229,14 +97,11 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
     assert!(s.terminate().success(), "graceful shutdown exits 0");
 
     // Restarted, it reuses the same secret and database: the key still verifies.
-    let mut s = Server::start(dir.path(), &["serve", "--dev"]);
-    s.wait_alive().await;
+    let mut s = server().dev().dir(dir.path()).spawn();
     assert!(s.is_valid(&secret).await);
     let stderr = {
         s.terminate();
-        let mut err = String::new();
-        std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        err
+        s.log()
     };
     assert!(
         stderr.contains("DEVELOPMENT SETUP"),
@@ -251,13 +116,6 @@ async fn dev_mode_persists_its_secret_and_stops_on_sigterm() {
     assert!(!stderr.contains(&secret), "issued keys never reach the log");
 }
 
-fn write_config(path: &Path, body: &str) {
-    // Write then rename, like an operator's atomic config update.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, body).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn config(current: &str, retired: &[&str]) -> String {
     let retired: Vec<String> = retired.iter().map(|r| format!("\"{r}\"")).collect();
     format!(
@@ -268,14 +126,11 @@ fn config(current: &str, retired: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yaml");
-    write_config(&cfg, &config(SECRET_A, &[]));
-    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
-    s.wait_alive().await;
+    let s = server().config_file(&config(SECRET_A, &[])).spawn();
     let old = s.issue().await;
 
-    write_config(&cfg, &config(SECRET_B, &[SECRET_A]));
+    // Written then renamed, like an operator's atomic config update.
+    s.write_config(&config(SECRET_B, &[SECRET_A]));
     let only_b = talos_secrets::Keyring::new(
         Some(&talos_secrets::Secret::new(SECRET_B)),
         &[],
@@ -300,7 +155,7 @@ async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
         "both the new and the retired secret verify"
     );
 
-    write_config(&cfg, "secrets: [this is: not valid");
+    s.write_config("secrets: [this is: not valid");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         s.is_valid(&new).await,
@@ -308,7 +163,7 @@ async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
     );
     assert!(s.is_valid(&old).await);
 
-    write_config(&cfg, &config(SECRET_B, &[]));
+    s.write_config(&config(SECRET_B, &[]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while s.is_valid(&old).await {
         assert!(
@@ -322,21 +177,19 @@ async fn secrets_reload_atomically_and_a_broken_file_keeps_the_old_config() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_tokens_reload_with_the_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yaml");
     let with_token = |token: &str| {
         format!(
             "{}serve:\n  http:\n    admin_auth:\n      tokens:\n        - {{ name: \"t\", sha256: \"{}\", scopes: [\"keys:write\"] }}\n",
             config(SECRET_A, &[]),
-            talos_core::admin_auth::token_digest(token)
+            talos_http::admin_tokens::token_digest(token)
         )
     };
-    write_config(&cfg, &with_token("talos_admin_first"));
-    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
-    s.wait_alive().await;
-    let issue = |s: &Server| {
+    let mut s = server()
+        .config_file(&with_token("talos_admin_first"))
+        .spawn();
+    let issue = |s: &TestApp| {
         let s_url = s.url.clone();
-        let token = s.token.clone();
+        let token = s.admin_token.clone();
         async move {
             let mut req = reqwest::Client::new()
                 .post(format!("{s_url}/v2alpha1/admin/issuedApiKeys"))
@@ -348,10 +201,10 @@ async fn admin_tokens_reload_with_the_config() {
         }
     };
     assert_eq!(issue(&s).await, 401, "no token");
-    s.token = Some("talos_admin_first".into());
+    s.admin_token = Some("talos_admin_first".into());
     assert_eq!(issue(&s).await, 201);
 
-    write_config(&cfg, &with_token("talos_admin_second"));
+    s.write_config(&with_token("talos_admin_second"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while issue(&s).await != 401 {
         assert!(
@@ -360,12 +213,12 @@ async fn admin_tokens_reload_with_the_config() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    s.token = Some("talos_admin_second".into());
+    s.admin_token = Some("talos_admin_second".into());
     assert_eq!(issue(&s).await, 201, "the new token works at once");
 
     // Removing every token opens the admin API again (the default, as upstream).
-    write_config(&cfg, &config(SECRET_A, &[]));
-    s.token = None;
+    s.write_config(&config(SECRET_A, &[]));
+    s.admin_token = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     while issue(&s).await != 201 {
         assert!(
@@ -374,6 +227,37 @@ async fn admin_tokens_reload_with_the_config() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `serve --dev --config FILE`: a reload keeps the development defaults (database, secret,
+/// issuer) under the file, as the start did.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_mode_reload_keeps_the_dev_defaults() {
+    // `serve --dev --config FILE`.
+    let mut s = server().dev().config("cache: { type: memory }\n").spawn();
+    let key = s.issue().await;
+    assert!(s.is_valid(&key).await);
+
+    s.write_config("cache: { type: memory, enabled: false }\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", s.metrics_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(r#"talos_config_reloads_total{result="success"}"#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reload not picked up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        s.is_valid(&key).await,
+        "the dev secret is still configured after the reload"
+    );
+    assert!(s.terminate().success());
 }
 
 #[test]
@@ -397,7 +281,7 @@ fn admin_token_generate_prints_a_token_and_its_entry() {
     );
     let entry = String::from_utf8(out.stderr).unwrap();
     assert!(
-        entry.contains(&talos_core::admin_auth::token_digest(&token)),
+        entry.contains(&talos_http::admin_tokens::token_digest(&token)),
         "{entry}"
     );
     assert!(
@@ -458,28 +342,14 @@ fn startup_errors_are_clear() {
 /// `/health/alive` kept answering 200; now the server refuses to start, naming the key.
 #[test]
 fn bad_cors_origin_is_a_startup_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
+    // Bounded wait (60 s): the old server never exited.
+    let exited = server()
+        .config_file(&format!(
             "credentials: {{ issuer: \"x\" }}\nsecrets: {{ hmac: {{ current: \"{SECRET_A}\" }} }}\nserve: {{ http: {{ cors: {{ enabled: true, allowed_origins: [\"not an origin\"] }} }} }}\n"
-        ),
-    )
-    .unwrap();
-    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
-    // Bounded wait: the old server never exited.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "talos-server kept running");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success());
-    let mut err = String::new();
-    std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        ))
+        .spawn_expecting_exit();
+    assert!(!exited.status.success());
+    let err = exited.log;
     assert!(err.contains("serve.http.cors.allowed_origins"), "{err}");
 }
 
@@ -511,81 +381,32 @@ fn migrate_up_and_status_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_serve_refuses_pending_migrations() {
-    let Ok(admin) = std::env::var("TALOS_TEST_DATABASE_URL") else {
-        eprintln!("TALOS_TEST_DATABASE_URL unset: PostgreSQL leg not run");
-        return;
-    };
-    let db = format!("talos_srv_{}", uuid_like());
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-    let created = Command::new("psql")
-        .args([admin.as_str(), "-c", &format!("CREATE DATABASE {db}")])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let dsn = format!("{base}/{db}");
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    std::fs::write(
-        &cfg,
-        format!("credentials: {{ issuer: \"x\" }}\ndb: {{ dsn: \"{dsn}\" }}\n"),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("migrate up"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {db}"),
-        ])
-        .output();
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ (rand_seed() as u128)
-    )
-}
-
-fn rand_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(42);
-    h.finish()
+    let Some(admin) = database_url() else { return };
+    // Created, never migrated.
+    let db = PgDatabase::create(&admin, "talos_srv");
+    let exited = server()
+        .config_file(&format!(
+            "credentials: {{ issuer: \"x\" }}\ndb: {{ dsn: \"{}\" }}\n",
+            db.dsn
+        ))
+        .spawn_expecting_exit();
+    assert!(!exited.status.success());
+    assert!(exited.log.contains("migrate up"), "{}", exited.log);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_never_contain_secrets_keys_or_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("config.yaml");
-    let jwks = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
-    write_config(
-        &cfg,
-        &format!(
+    let jwks = QUICKSTART_JWKS;
+    let mut s = server()
+        .config_file(&format!(
             "{}credentials:\n  issuer: \"http://logs.test\"\n  api_keys: {{ default_ttl: \"1h\" }}\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{jwks}\"]\nlog: {{ level: \"debug\", format: \"json\" }}\ncache: {{ type: memory }}\nserve:\n  http:\n    admin_auth:\n      tokens: [{{ name: \"ops-bot\", sha256: \"{}\", scopes: [admin] }}]\n",
             config(SECRET_A, &[]).replace("credentials:\n  issuer: \"http://reload.test\"\n  api_keys: { default_ttl: \"1h\" }\n", ""),
-            talos_core::admin_auth::token_digest(ADMIN_TOKEN),
-        ),
-    );
-    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
-    s.wait_alive().await;
+            talos_http::admin_tokens::token_digest(ADMIN_TOKEN),
+        ))
+        .spawn();
     // A refused attempt is logged (rate-limited), never with the token it presented.
     let wrong = "talos_admin_wrong_token_never_logged";
-    s.token = Some(wrong.into());
+    s.admin_token = Some(wrong.into());
     let (st, _) = s
         .post(
             "/v2alpha1/admin/issuedApiKeys",
@@ -593,7 +414,7 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
         )
         .await;
     assert_eq!(st, 401);
-    s.token = Some(ADMIN_TOKEN.into());
+    s.admin_token = Some(ADMIN_TOKEN.into());
     let mut secrets: Vec<String> = vec![
         ADMIN_TOKEN.into(),
         wrong.into(),
@@ -658,8 +479,7 @@ async fn logs_never_contain_secrets_keys_or_tokens() {
     assert_eq!(st, 200);
 
     s.terminate();
-    let mut log = String::new();
-    std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let log = s.log();
     assert!(
         log.contains("\"event\":\"IssuedAPIKeyCreated\""),
         "audit events are logged:\n{log}"
@@ -711,12 +531,8 @@ async fn metric_series(metrics_url: &str) -> std::collections::BTreeSet<String> 
 /// become a label value, so /metrics grew without bound).
 #[tokio::test(flavor = "multi_thread")]
 async fn random_methods_do_not_grow_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = Server::start(dir.path(), &["serve", "--dev"]);
-    s.wait_alive().await;
-    // Hundreds of request log lines would fill the stderr pipe and block the server.
-    let mut stderr = s.child.stderr.take().unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    // Hundreds of request log lines: the server writes them to a file, never a full pipe.
+    let s = server().dev().spawn();
     let client = reqwest::Client::new();
     let send_random = |n: usize, round: usize| {
         let client = client.clone();
@@ -763,17 +579,12 @@ async fn random_methods_do_not_grow_metrics() {
 async fn slow_body_is_cut_by_the_client_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.yaml");
-    write_config(
-        &cfg,
-        &format!(
+    let s = server()
+        .config_file(&format!(
             "{}serve:\n  http:\n    client_timeout: 1s\n",
             config(SECRET_A, &[])
-        ),
-    );
-    let mut s = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
-    s.wait_alive().await;
+        ))
+        .spawn();
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     conn.write_all(
@@ -792,27 +603,46 @@ async fn slow_body_is_cut_by_the_client_timeout() {
     assert!(text.contains("REQUEST_TIMEOUT"), "{text}");
 }
 
+/// `serve.http.client_timeout` bounds the request head too: a head still incomplete after it is
+/// answered 408 and the connection closed. (It used to be actix's fixed 5 s whatever the
+/// setting; the guard below is shorter than that and far longer than the 1 s configured.)
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_head_is_cut_by_the_client_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = server()
+        .config_file(&format!(
+            "{}serve:\n  http:\n    client_timeout: 1s\n",
+            config(SECRET_A, &[])
+        ))
+        .spawn();
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"POST /v2alpha1/admin/apiKeys:verify HTTP/1.1\r\nHost: 127")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(4), conn.read_to_end(&mut response))
+        .await
+        .expect("the incomplete head was not cut after client_timeout")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
 /// After SIGTERM the server drains for `serve.http.drain_time`: it still answers (a request sent
 /// just before the signal must not be reset with the listener), readiness is 503 and responses
 /// close their connections; then it stops within the 10 s bound.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_before_stopping() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("talos.yaml");
-    write_config(
-        &cfg,
-        &format!(
+    let mut server = server()
+        .config_file(&format!(
             "{}serve:\n  http:\n    drain_time: 3s\n",
             config("drain-test-secret-0123456789abcdefghijklmnop", &[])
-        ),
-    );
-    let mut server = Server::start(dir.path(), &["serve", "--config", cfg.to_str().unwrap()]);
-    server.wait_alive().await;
+        ))
+        .spawn();
     let key = server.issue().await;
-    Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
+    server.sigterm();
     // Readiness turns 503 while requests are still answered.
     let client = reqwest::Client::new();
     let mut drained = false;
@@ -841,7 +671,7 @@ async fn sigterm_drains_before_stopping() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["is_valid"], true);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server.child.try_wait().unwrap().is_none() {
+    while server.try_wait().is_none() {
         assert!(Instant::now() < deadline, "stopped within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -134,7 +134,8 @@ struct Tally {
     /// `--format json`: results stream straight to stdout.
     json_stream: bool,
     json_first: bool,
-    /// `--format yaml`: results kept for the final document.
+    /// Other document formats (yaml, json-pretty, jsonpath, jsonpointer): results kept for the
+    /// final document.
     kept: Option<Vec<Value>>,
 }
 
@@ -301,7 +302,7 @@ fn progress_bar(ctx: &Ctx, path: &Path) -> Option<ProgressBar> {
 
 /// Creates (or truncates) a file only the owner can read: the failures file holds raw keys.
 /// An existing file keeps its inode but loses any wider permissions before a byte is written.
-fn create_private(path: &std::path::Path) -> std::io::Result<File> {
+pub(crate) fn create_private(path: &std::path::Path) -> std::io::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -346,7 +347,8 @@ pub async fn batch_import(ctx: &Ctx, a: BatchImportArgs) -> Result<(), CliError>
         failures,
         json_stream: ctx.out.format == Format::Json,
         json_first: true,
-        kept: (ctx.out.format == Format::Yaml).then(Vec::new),
+        // Every other document format prints the whole document once, at the end.
+        kept: (ctx.out.is_document() && ctx.out.format != Format::Json).then(Vec::new),
     };
     if tally.json_stream {
         crate::output::stdout("{\"results\":[\n");

@@ -42,10 +42,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "TALOS_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
 
-    /// Output format [default: table on a terminal, json otherwise]. With json/yaml, stdout holds exactly the
-    /// server's document and everything else goes to stderr.
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    /// Output format: table, json, json-pretty, yaml, jsonpath=EXPR (RFC 9535, e.g. 'jsonpath=$.secret') or
+    /// jsonpointer=PTR (RFC 6901, e.g. jsonpointer=/issued_api_key/key_id) [default: table on a terminal, json
+    /// otherwise]. Except with table, stdout holds exactly the server's document (or the selected values, strings
+    /// unquoted, one per line) and everything else goes to stderr.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = parse_format)]
     pub format: Option<Format>,
+
+    /// Configuration file of the server: `talos serve` and `talos migrate` pass it on; other commands
+    /// talk to the API address it configures (serve.http) when neither -e nor TALOS_URL is given.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Print less: no progress or hints; in table format only the essential value (secret, key id, token).
     #[arg(short, long, global = true)]
@@ -79,7 +86,9 @@ pub fn command() -> clap::Command {
         }
     };
     let cmd = cmd
-        .mut_subcommand("jwk", hide_all_but(&["format"]))
+        .mut_subcommand("jwk", |jwk| {
+            jwk.mut_subcommand("generate", hide_all_but(&["format"]))
+        })
         .mut_subcommand("completion", hide_all_but(&[]));
     with_exit_codes(cmd)
 }
@@ -96,14 +105,72 @@ fn with_exit_codes(cmd: clap::Command) -> clap::Command {
 }
 
 /// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     /// Human-readable columns.
     Table,
-    /// The server's JSON document.
+    /// The server's JSON document, on one line.
     Json,
+    /// The server's JSON document, indented.
+    JsonPretty,
     /// The server's document as YAML.
     Yaml,
+    /// The values an RFC 9535 JSONPath selects from the document (the text after `jsonpath=`,
+    /// normalised to start with `$`).
+    JsonPath(String),
+    /// The value at an RFC 6901 JSON Pointer (the text after `jsonpointer=`).
+    JsonPointer(String),
+}
+
+/// Parses `--format`: the names, `jsonpath=EXPR` (checked here, so a bad expression is a usage
+/// error before any request) and `jsonpointer=PTR`.
+pub fn parse_format(s: &str) -> Result<Format, String> {
+    let (name, arg) = match s.split_once('=') {
+        Some((n, a)) => (n, Some(a)),
+        None => (s, None),
+    };
+    match (name.to_ascii_lowercase().as_str(), arg) {
+        ("table", None) => Ok(Format::Table),
+        ("json", None) => Ok(Format::Json),
+        ("json-pretty", None) => Ok(Format::JsonPretty),
+        ("yaml", None) => Ok(Format::Yaml),
+        ("jsonpath", Some(expr)) => {
+            let expr = jsonpath_expr(expr);
+            serde_json_path::JsonPath::parse(&expr)
+                .map_err(|e| format!("invalid JSONPath {expr:?}: {e}"))?;
+            Ok(Format::JsonPath(expr))
+        }
+        ("jsonpointer", Some(ptr)) => {
+            if !(ptr.is_empty() || ptr.starts_with('/')) {
+                return Err(format!(
+                    "invalid JSON Pointer {ptr:?}: it is empty or starts with /"
+                ));
+            }
+            Ok(Format::JsonPointer(ptr.to_owned()))
+        }
+        ("jsonpath" | "jsonpointer", None) => {
+            Err(format!("{name} needs an expression: --format {name}=…"))
+        }
+        _ => Err(format!(
+            "unknown format {s:?}: use table, json, json-pretty, yaml, jsonpath=EXPR or jsonpointer=PTR"
+        )),
+    }
+}
+
+/// `$.secret` as given; `.secret`, `secret` and kubectl's `{.secret}` as `$.secret`.
+fn jsonpath_expr(expr: &str) -> String {
+    let e = expr.trim();
+    let e = e
+        .strip_prefix('{')
+        .and_then(|e| e.strip_suffix('}'))
+        .unwrap_or(e);
+    if e.starts_with('$') {
+        e.to_owned()
+    } else if e.starts_with('.') || e.starts_with('[') {
+        format!("${e}")
+    } else {
+        format!("$.{e}")
+    }
 }
 
 // Parsed once per process; boxing variants would only add noise.
@@ -115,10 +182,20 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Generate JSON Web Keys for signing derived tokens.
+    /// Record usage against actor balances (metering).
+    Usage {
+        #[command(subcommand)]
+        command: UsageCommand,
+    },
+    /// Actor balances: read them, set quotas, top them up (metering).
+    Balances {
+        #[command(subcommand)]
+        command: BalancesCommand,
+    },
+    /// Print the server's JSON Web Key Set, or generate JSON Web Keys.
     Jwk {
         #[command(subcommand)]
-        command: JwkCommand,
+        command: crate::jwk::JwkCommand,
     },
     /// Print a shell completion script.
     Completion {
@@ -149,32 +226,12 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum JwkCommand {
-    /// Generate a key set.
-    Generate {
-        #[command(subcommand)]
-        kind: JwkKind,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum JwkKind {
-    /// A private Ed25519 JWK set for `credentials.derived_tokens.jwt.signing_keys.urls`.
-    Eddsa {
-        /// Key id (`kid`) [default: a random UUID].
-        #[arg(long)]
-        kid: Option<String>,
-        /// Print the ready-to-paste `base64://…` URL instead of the JSON.
-        #[arg(long)]
-        base64_url: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Issue a new API key (the secret is shown once).
+    #[command(visible_alias = "create")]
     Issue(IssueArgs),
     /// Verify a credential (issued key, imported key, JWT or macaroon). Exits 1 when it is not active.
+    #[command(visible_alias = "validate")]
     Verify(VerifyArgs),
     /// Verify several credentials. Exits 1 when any is not active.
     BatchVerify(BatchVerifyArgs),
@@ -216,6 +273,30 @@ pub struct KeyFields {
     pub allowed_cidrs: Option<String>,
 }
 
+/// Refill intervals of key credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RefillArg {
+    /// At 00:00 UTC every day.
+    Daily,
+    /// At 00:00 UTC on the first day of every month.
+    Monthly,
+}
+
+/// Usage credits of a key (issue, import, update).
+#[derive(Debug, Clone, Default, Args)]
+pub struct CreditArgs {
+    /// Usage credits: each verification spends its cost (default 1) and is refused at 0
+    /// [default: with a refill, the refill amount; else unlimited].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub credits: Option<i64>,
+    /// Reset the credits to N at each --refill-interval boundary.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..), requires = "refill_interval")]
+    pub refill_amount: Option<i64>,
+    /// When to refill: daily or monthly (00:00 UTC).
+    #[arg(long, value_enum, requires = "refill_amount")]
+    pub refill_interval: Option<RefillArg>,
+}
+
 #[derive(Debug, Args)]
 pub struct IssueArgs {
     /// Human-readable name of the key.
@@ -231,6 +312,8 @@ pub struct IssueArgs {
     pub request_id: Option<String>,
     #[command(flatten)]
     pub fields: KeyFields,
+    #[command(flatten)]
+    pub credits: CreditArgs,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +323,9 @@ pub struct VerifyArgs {
     /// Bypass the server's verification cache (Cache-Control: no-cache).
     #[arg(long)]
     pub no_cache: bool,
+    /// Credits to spend from a key with credits [default: 1; 0 only checks that some are left].
+    #[arg(long, value_name = "N")]
+    pub cost: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +339,9 @@ pub struct BatchVerifyArgs {
     /// Bypass the server's verification cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Credits each verification spends from a key with credits [default: 1].
+    #[arg(long, value_name = "N")]
+    pub cost: Option<u64>,
 }
 
 /// Revocation reasons, with the CLI's snake_case names.
@@ -384,8 +473,10 @@ pub struct UpdateArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub fields: KeyFields,
-    /// Comma-separated fields to change (name, scopes, metadata, rate_limit_policy, ip_restriction)
-    /// [default: the fields given]. A listed field that is not given is cleared.
+    #[command(flatten)]
+    pub credits: CreditArgs,
+    /// Comma-separated fields to change (name, scopes, metadata, rate_limit_policy, ip_restriction,
+    /// credits) [default: the fields given]. A listed field that is not given is cleared.
     #[arg(long, value_name = "PATHS")]
     pub update_mask: Option<String>,
 }
@@ -398,6 +489,9 @@ pub struct KeyIdArg {
 
 #[derive(Debug, Subcommand)]
 pub enum IssuedCommand {
+    /// Issue a new API key (the same as `talos keys issue`).
+    #[command(visible_alias = "create")]
+    Issue(IssueArgs),
     /// Show an issued key.
     Get(KeyIdArg),
     /// List issued keys.
@@ -426,6 +520,7 @@ pub enum ImportedCommand {
     /// Import an existing key (only its hash is stored).
     Import(ImportArgs),
     /// Import many keys from a JSON array, JSON lines or CSV file, in batches of up to 1000.
+    #[command(visible_alias = "import-batch")]
     BatchImport(BatchImportArgs),
     /// List imported keys.
     List(ListArgs),
@@ -457,6 +552,8 @@ pub struct ImportArgs {
     pub request_id: Option<String>,
     #[command(flatten)]
     pub fields: KeyFields,
+    #[command(flatten)]
+    pub credits: CreditArgs,
 }
 
 #[derive(Debug, Args)]
@@ -468,6 +565,66 @@ pub struct BatchImportArgs {
     /// Write the failed rows here as JSON lines (with their index, line and error).
     #[arg(long, value_name = "FILE")]
     pub failures: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Record a usage event and debit its cost from the actor's balance (a repeated
+    /// --request-id is not debited again).
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Whose balance is debited.
+    #[arg(long, value_name = "ID")]
+    pub actor: String,
+    /// What it cost, in micro-units of the balance.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub cost_micros: i64,
+    /// What was used, e.g. tokens.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub usage_type: Option<String>,
+    /// How much of it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub amount: Option<i64>,
+    /// The model used.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The key the usage was made with.
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<String>,
+    /// Idempotency key (≤36 characters).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// The session the usage belongs to.
+    #[arg(long, value_name = "ID")]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BalancesCommand {
+    /// Show an actor's balance.
+    Get {
+        /// The actor.
+        actor: String,
+    },
+    /// Set an actor's quota (0 = unlimited); the remaining balance moves by the change.
+    SetQuota {
+        /// The actor.
+        actor: String,
+        /// The quota in micro-units.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+        quota_micros: i64,
+    },
+    /// Add to an actor's remaining balance.
+    TopUp {
+        /// The actor.
+        actor: String,
+        /// The amount in micro-units.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        amount_micros: i64,
+    },
 }
 
 /// Parses a JSON object argument (`--metadata`, `--claims`).

@@ -171,7 +171,7 @@ fn issue_fields_are_typed() {
         json!({"t": 1})
     );
     let p = a.fields.policy().unwrap();
-    assert_eq!((p.quota, p.window.as_str()), (100, "60s"));
+    assert_eq!((p.quota, p.window.as_str()), (Some(100), "60s"));
     assert_eq!(
         a.fields.ip_restriction().unwrap().allowed_cidrs,
         ["10.0.0.0/8", "::1/128"]
@@ -201,6 +201,119 @@ fn global_flags_anywhere() {
         assert_eq!(cli.endpoint.as_deref(), Some("http://a"), "{line:?}");
         assert_eq!(cli.format, Some(Format::Yaml));
         assert!(cli.quiet);
+    }
+}
+
+#[test]
+fn upstreams_formats_config_and_aliases() {
+    for (line, want) in [
+        (
+            &["keys", "verify", "x", "--format", "jsonpath=$.is_valid"][..],
+            Some(Format::JsonPath("$.is_valid".into())),
+        ),
+        (
+            &[
+                "--format=jsonpointer=/secret",
+                "keys",
+                "issue",
+                "n",
+                "--actor",
+                "a",
+            ],
+            Some(Format::JsonPointer("/secret".into())),
+        ),
+        (
+            &["keys", "verify", "x", "--format", "json-pretty"],
+            Some(Format::JsonPretty),
+        ),
+    ] {
+        assert_eq!(ok(line).format, want, "{line:?}");
+    }
+    for line in [
+        &["--config", "c.yaml", "keys", "verify", "x"][..],
+        &["keys", "verify", "--config", "c.yaml", "x"],
+        &["keys", "verify", "x", "--config=c.yaml"],
+        &["jwk", "get", "--config", "c.yaml"],
+    ] {
+        assert_eq!(
+            ok(line).config.as_deref(),
+            Some(std::path::Path::new("c.yaml")),
+            "{line:?}"
+        );
+    }
+    let is_issue = |cli: Cli| {
+        matches!(
+            cli.command,
+            Command::Keys {
+                command: KeysCommand::Issue(_)
+                    | KeysCommand::Issued {
+                        command: IssuedCommand::Issue(_)
+                    }
+            }
+        )
+    };
+    assert!(is_issue(ok(&["keys", "create", "n", "--actor", "a"])));
+    assert!(is_issue(ok(&[
+        "keys", "issued", "issue", "n", "--actor", "a"
+    ])));
+    assert!(matches!(
+        ok(&["keys", "validate", "x"]).command,
+        Command::Keys {
+            command: KeysCommand::Verify(_)
+        }
+    ));
+    assert!(matches!(
+        ok(&["keys", "imported", "import-batch", "--file", "-"]).command,
+        Command::Keys {
+            command: KeysCommand::Imported {
+                command: ImportedCommand::BatchImport(_)
+            }
+        }
+    ));
+}
+
+#[test]
+fn jwk_command_lines() {
+    for line in [
+        &["jwk", "get", "-e", "http://h"][..],
+        &["jwk", "generate", "eddsa"],
+        &[
+            "jwk", "generate", "ecdsa", "--curve", "P-384", "--kid", "k", "--use", "sig",
+        ],
+        &[
+            "jwk",
+            "generate",
+            "ecdsa",
+            "--curve",
+            "P-521",
+            "--public-only",
+            "-o",
+            "pub.json",
+        ],
+        &[
+            "jwk", "generate", "rsa", "--bits", "3072", "--alg", "PS256", "--jwks", "old.json",
+        ],
+        &["jwk", "generate", "hmac", "--bits", "512", "--jwks"],
+        &[
+            "jwk",
+            "generate",
+            "eddsa",
+            "--use",
+            "enc",
+            "--output",
+            "k.json",
+            "--base64-url",
+        ],
+    ] {
+        ok(line);
+    }
+    for bad in [
+        &["jwk", "generate", "ecdsa", "--curve", "P-224"][..],
+        &["jwk", "generate", "rsa", "--alg", "ES256"],
+        &["jwk", "generate", "eddsa", "--use", "both"],
+        &["jwk", "generate", "dsa"],
+    ] {
+        assert_eq!(parse(bad).err().map(|e| e.exit_code()), Some(2), "{bad:?}");
     }
 }
 
@@ -259,6 +372,9 @@ fn bad_command_lines_are_usage_errors() {
         &["keys", "batch-verify"],
         &["keys", "verify"],
         &["--format", "xml", "keys", "verify", "x"],
+        &["--format", "jsonpath", "keys", "verify", "x"],
+        &["--format", "jsonpath=$[", "keys", "verify", "x"],
+        &["--format", "jsonpointer=secret", "keys", "verify", "x"],
         &["keys", "issued", "list", "--page-size", "ten"],
         &["completion", "tcsh"],
         &["nope"],

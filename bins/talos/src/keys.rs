@@ -4,8 +4,8 @@ use std::io::BufRead;
 
 use serde_json::{Value, json};
 use talos_client::{
-    DeriveTokenRequest, IpRestriction, IssueApiKeyRequest, RateLimitPolicy, RevokeApiKeyRequest,
-    SelfRevokeApiKeyRequest, VerifyOptions,
+    DeriveTokenRequest, IpRestriction, IssueApiKeyRequest, RateLimitPolicyInput,
+    RevokeApiKeyRequest, SelfRevokeApiKeyRequest, VerifyOptions,
 };
 
 use crate::Ctx;
@@ -26,9 +26,9 @@ impl KeyFields {
     }
 
     /// `--rate-limit-quota`/`--rate-limit-window` as a policy; the window defaults to 60s.
-    pub fn policy(&self) -> Option<RateLimitPolicy> {
-        self.rate_limit_quota.map(|quota| RateLimitPolicy {
-            quota,
+    pub fn policy(&self) -> Option<RateLimitPolicyInput> {
+        self.rate_limit_quota.map(|quota| RateLimitPolicyInput {
+            quota: Some(quota),
             window: self
                 .rate_limit_window
                 .clone()
@@ -74,6 +74,7 @@ pub async fn issue(ctx: &Ctx, a: IssueArgs) -> Result<(), CliError> {
         ip_restriction: a.fields.ip_restriction(),
         request_id: a.request_id,
         visibility: None,
+        credits: a.credits.input(),
     };
     let resp = ctx.client()?.issue(&req).await?;
     if ctx.out.is_document() {
@@ -90,6 +91,7 @@ pub async fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<(), CliError> {
             &a.credential,
             VerifyOptions {
                 no_cache: a.no_cache,
+                cost: a.cost,
             },
         )
         .await?;
@@ -132,6 +134,7 @@ pub async fn batch_verify(ctx: &Ctx, a: BatchVerifyArgs) -> Result<(), CliError>
     let client = ctx.client()?;
     let opts = VerifyOptions {
         no_cache: a.no_cache,
+        cost: a.cost,
     };
     let mut typed = Vec::with_capacity(creds.len());
     let mut raws: Vec<Value> = Vec::new();
@@ -191,6 +194,7 @@ pub(crate) fn revoke_request(
     RevokeApiKeyRequest {
         reason: reason.map(Into::into),
         reason_text: text.filter(|t| !t.is_empty()),
+        ..Default::default()
     }
 }
 

@@ -15,10 +15,11 @@ pub mod exit;
 mod jwk;
 mod keys;
 mod manage;
+mod metering;
 pub mod output;
 mod server;
 
-use cli::{Cli, Command, ImportedCommand, IssuedCommand, JwkCommand, JwkKind, KeysCommand};
+use cli::{Cli, Command, ImportedCommand, IssuedCommand, KeysCommand, UsageCommand};
 use exit::CliError;
 use manage::Kind;
 use output::Out;
@@ -101,25 +102,26 @@ fn finish(result: Result<i32, CliError>) -> i32 {
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     // An empty TALOS_URL (or `-e ""`) means "not set", like every other empty setting.
-    let endpoint = cli
-        .endpoint
-        .clone()
-        .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| talos_client::DEFAULT_ENDPOINT.to_owned());
+    let endpoint = match cli.endpoint.clone().filter(|e| !e.trim().is_empty()) {
+        Some(e) => e,
+        None => match &cli.config {
+            Some(path) => server::endpoint_from_config(path)?,
+            None => talos_client::DEFAULT_ENDPOINT.to_owned(),
+        },
+    };
     let ctx = Ctx {
-        out: Out::new(cli.format, cli.quiet),
+        out: Out::new(cli.format.clone(), cli.quiet),
         endpoint,
         token: cli.token.clone().unwrap_or_default(),
         ca_cert: cli.ca_cert.clone(),
     };
     match cli.command {
         Command::Keys { command } => keys_command(&ctx, command).await,
-        Command::Jwk {
-            command:
-                JwkCommand::Generate {
-                    kind: JwkKind::Eddsa { kid, base64_url },
-                },
-        } => jwk::run(&ctx, kid, base64_url),
+        Command::Usage {
+            command: UsageCommand::Ingest(a),
+        } => metering::ingest(&ctx, a).await,
+        Command::Balances { command } => metering::balances(&ctx, command).await,
+        Command::Jwk { command } => jwk::run(&ctx, command).await,
         Command::Completion { shell } => {
             let mut cmd = cli::command();
             let mut buf = Vec::new();
@@ -129,14 +131,21 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Version { server } => version(&ctx, server).await,
         // Normally intercepted before parsing (see `server::passthrough`); kept for `talos help serve`.
-        Command::Serve { args } => exec_server("serve", args),
-        Command::Migrate { args } => exec_server("migrate", args),
+        Command::Serve { args } => exec_server("serve", args, cli.config),
+        Command::Migrate { args } => exec_server("migrate", args, cli.config),
     }
 }
 
-fn exec_server(sub: &str, args: Vec<OsString>) -> Result<(), CliError> {
+fn exec_server(
+    sub: &str,
+    args: Vec<OsString>,
+    config: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
     let mut all = vec![OsString::from(sub)];
     all.extend(args);
+    if let Some(c) = config {
+        all.extend([OsString::from("--config"), c.into_os_string()]);
+    }
     let code = server::exec(all)?;
     if code == 0 {
         Ok(())
@@ -179,6 +188,7 @@ async fn keys_command(ctx: &Ctx, command: KeysCommand) -> Result<(), CliError> {
         KeysCommand::DeriveToken(a) => keys::derive(ctx, a).await,
         KeysCommand::SelfRevoke(a) => keys::self_revoke(ctx, a).await,
         KeysCommand::Issued { command } => match command {
+            IssuedCommand::Issue(a) => keys::issue(ctx, a).await,
             IssuedCommand::Get(a) => manage::get(ctx, Kind::Issued, &a.key_id).await,
             IssuedCommand::List(a) => manage::list(ctx, Kind::Issued, a).await,
             IssuedCommand::Update(a) => manage::update(ctx, Kind::Issued, a).await,

@@ -132,6 +132,7 @@ const MASK_PATHS: &[&str] = &[
     "metadata",
     "rate_limit_policy",
     "ip_restriction",
+    "credits",
 ];
 
 pub async fn update(ctx: &Ctx, kind: Kind, a: UpdateArgs) -> Result<(), CliError> {
@@ -141,6 +142,8 @@ pub async fn update(ctx: &Ctx, kind: Kind, a: UpdateArgs) -> Result<(), CliError
         metadata: a.fields.metadata.clone(),
         rate_limit_policy: a.fields.policy(),
         ip_restriction: a.fields.ip_restriction(),
+        credits: a.credits.input(),
+        ..Default::default()
     };
     let mask: Vec<String> = match &a.update_mask {
         Some(m) => split_list(m),
@@ -148,7 +151,7 @@ pub async fn update(ctx: &Ctx, kind: Kind, a: UpdateArgs) -> Result<(), CliError
     };
     if mask.is_empty() {
         return Err(CliError::Usage(format!(
-            "nothing to update: give --name, --scopes, --metadata, --rate-limit-quota or --allowed-cidrs \
+            "nothing to update: give --name, --scopes, --metadata, --rate-limit-quota, --allowed-cidrs or --credits \
              (or --update-mask with {})",
             MASK_PATHS.join(", ")
         )));
@@ -167,7 +170,7 @@ pub async fn rotate(ctx: &Ctx, a: RotateArgs) -> Result<(), CliError> {
         name: a.name,
         scopes: a.fields.scopes_list(),
         metadata: a.fields.metadata.clone(),
-        rate_limit_policy: a.fields.policy(),
+        rate_limit_policy: a.fields.policy().map(Some),
         ip_restriction: a.fields.ip_restriction(),
         visibility: None,
     };
@@ -205,6 +208,7 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<(), CliError> {
         ip_restriction: a.fields.ip_restriction(),
         request_id: a.request_id,
         visibility: None,
+        credits: a.credits.input(),
     };
     let resp = ctx.client()?.import(&req).await?;
     print_key(ctx, &resp.raw, &resp.imported_api_key)

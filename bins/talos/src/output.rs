@@ -1,7 +1,8 @@
 //! Where and how results are printed.
 //!
-//! Rule (decisions.md): with `--format json|yaml` stdout carries exactly the server's document, everything else
-//! (hints, warnings, progress) goes to stderr. With `table`, results are human-readable text on stdout.
+//! Rule (decisions.md): with `--format json|json-pretty|yaml` stdout carries exactly the server's document, with
+//! `jsonpath=`/`jsonpointer=` exactly the values selected from it; everything else (hints, warnings, progress)
+//! goes to stderr. With `table`, results are human-readable text on stdout.
 
 use std::io::{self, IsTerminal, Write};
 
@@ -12,7 +13,7 @@ use crate::cli::Format;
 use crate::exit::CliError;
 
 /// Printer configured from the global flags.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Out {
     /// Effective format.
     pub format: Format,
@@ -37,24 +38,18 @@ impl Out {
         }
     }
 
-    /// True for json/yaml.
+    /// True for every format but table.
     pub fn is_document(&self) -> bool {
         self.format != Format::Table
     }
 
-    /// Prints a server document in the json/yaml format.
+    /// Prints a server document in the chosen format (see [`render`]); a JSONPath or pointer that
+    /// selects nothing prints nothing and says so on stderr.
     pub fn document(&self, doc: &Value) -> Result<(), CliError> {
-        let text = match self.format {
-            Format::Yaml => {
-                serde_yaml_ng::to_string(doc).map_err(|e| CliError::Failed(e.to_string()))?
-            }
-            _ => {
-                let mut s = serde_json::to_string_pretty(doc)
-                    .map_err(|e| CliError::Failed(e.to_string()))?;
-                s.push('\n');
-                s
-            }
-        };
+        let text = render(&self.format, doc)?;
+        if text.is_empty() {
+            self.warn("the --format expression selects nothing in the answer");
+        }
         stdout(&text);
         Ok(())
     }
@@ -78,6 +73,40 @@ impl Out {
     /// A warning on stderr (always shown).
     pub fn warn(&self, text: &str) {
         eprintln!("warning: {text}");
+    }
+}
+
+/// A document as `format` prints it: json on one line, json-pretty indented, yaml; for jsonpath
+/// and jsonpointer the selected values one per line, strings unquoted (for `$(…)`), others as
+/// JSON. Table falls back to indented JSON. Empty when nothing is selected.
+pub fn render(format: &Format, doc: &Value) -> Result<String, CliError> {
+    let failed = |e: &dyn std::fmt::Display| CliError::Failed(e.to_string());
+    let mut text = match format {
+        Format::Yaml => return serde_yaml_ng::to_string(doc).map_err(|e| failed(&e)),
+        Format::Json => serde_json::to_string(doc).map_err(|e| failed(&e))?,
+        Format::JsonPretty | Format::Table => {
+            serde_json::to_string_pretty(doc).map_err(|e| failed(&e))?
+        }
+        Format::JsonPath(expr) => {
+            // Checked when the flag was parsed.
+            let path = serde_json_path::JsonPath::parse(expr).map_err(|e| failed(&e))?;
+            let lines: Vec<String> = path.query(doc).all().into_iter().map(scalar).collect();
+            return Ok(lines.iter().map(|l| format!("{l}\n")).collect());
+        }
+        Format::JsonPointer(ptr) => match doc.pointer(ptr) {
+            Some(v) => scalar(v),
+            None => return Ok(String::new()),
+        },
+    };
+    text.push('\n');
+    Ok(text)
+}
+
+/// A selected value: a string as is, anything else as one-line JSON.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -175,6 +204,12 @@ pub fn key_rows(k: &ApiKey) -> Vec<(&'static str, String)> {
     if let Some(ip) = &k.ip_restriction {
         rows.push(("allowed cidrs", ip.allowed_cidrs.join(",")));
     }
+    if let Some(c) = &k.credits {
+        rows.push(("credits", c.remaining.to_string()));
+        if let Some(r) = &c.refill {
+            rows.push(("refill", format!("{} {}", r.amount, r.interval)));
+        }
+    }
     if let Some(r) = k.revocation_reason {
         rows.push(("revoked for", r.short_name()));
     }
@@ -197,7 +232,7 @@ pub fn fields(rows: &[(&str, String)]) -> String {
 }
 
 /// Verification verdict: `active` with the key's identity, or `inactive` with the reason.
-pub fn verify_details(v: &VerifyApiKeyResponse) -> String {
+pub fn verify_details(v: &VerifyApiKeyResponse<'_>) -> String {
     if v.active() {
         let mut rows = vec![
             ("result", "active".to_owned()),
@@ -206,22 +241,37 @@ pub fn verify_details(v: &VerifyApiKeyResponse) -> String {
             ("scopes", v.scopes.join(",")),
             ("metadata", Value::Object(v.metadata.clone()).to_string()),
             ("expires", time(v.expire_time)),
-            ("issuer", v.issuer.clone()),
+            ("issuer", v.issuer.to_string()),
         ];
         if let Some(r) = v.rate_limit_remaining {
             rows.push(("rate limit left", r.to_string()));
         }
+        rows.extend(metering_rows(v));
         fields(&rows)
     } else {
-        fields(&[
+        let mut rows = vec![
             ("result", "inactive".to_owned()),
             ("reason", inactive_reason(v)),
-        ])
+        ];
+        rows.extend(metering_rows(v));
+        fields(&rows)
     }
 }
 
+/// Credits left and the actor's balance, when the server reported them.
+fn metering_rows(v: &VerifyApiKeyResponse<'_>) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if let Some(c) = v.credits_remaining {
+        rows.push(("credits left", c.to_string()));
+    }
+    if let (Some(r), Some(q)) = (v.balance_remaining, v.balance_quota) {
+        rows.push(("balance", format!("{r} of {q}")));
+    }
+    rows
+}
+
 /// `REVOKED: key is revoked` from an inactive verdict.
-pub fn inactive_reason(v: &VerifyApiKeyResponse) -> String {
+pub fn inactive_reason(v: &VerifyApiKeyResponse<'_>) -> String {
     let code = v
         .error_code
         .map(|c| c.short_name().to_uppercase())
@@ -246,8 +296,35 @@ mod tests {
     }
 
     #[test]
+    fn formats_render_the_document() {
+        let doc = serde_json::json!({"secret": "s3", "issued_api_key": {"key_id": "k1", "scopes": ["a", "b"]}});
+        let r = |f: &str| render(&crate::cli::parse_format(f).unwrap(), &doc).unwrap();
+        assert_eq!(r("json"), format!("{doc}\n"));
+        assert_eq!(
+            r("json-pretty"),
+            format!("{}\n", serde_json::to_string_pretty(&doc).unwrap())
+        );
+        assert!(r("yaml").contains("key_id: k1"));
+        assert_eq!(r("jsonpath=$.secret"), "s3\n");
+        assert_eq!(r("jsonpath=.issued_api_key.key_id"), "k1\n");
+        assert_eq!(r("jsonpath={.issued_api_key.key_id}"), "k1\n");
+        assert_eq!(r("jsonpath=$.issued_api_key.scopes[*]"), "a\nb\n");
+        assert_eq!(r("jsonpath=$.issued_api_key.scopes"), "[\"a\",\"b\"]\n");
+        assert_eq!(r("jsonpath=$.missing"), "");
+        assert_eq!(r("jsonpointer=/issued_api_key/key_id"), "k1\n");
+        assert_eq!(
+            r("jsonpointer=/issued_api_key"),
+            format!("{}\n", doc["issued_api_key"])
+        );
+        assert_eq!(r("jsonpointer=/nope"), "");
+        for bad in ["jsonpath", "jsonpath=$[", "jsonpointer=x", "xml", "json=1"] {
+            assert!(crate::cli::parse_format(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn verify_shows_reason_when_inactive() {
-        let v: VerifyApiKeyResponse = serde_json::from_value(serde_json::json!({
+        let v: VerifyApiKeyResponse<'_> = serde_json::from_value(serde_json::json!({
             "is_active": false, "error_code": "VERIFICATION_ERROR_REVOKED", "error_message": "key is revoked"
         }))
         .unwrap();

@@ -11,25 +11,75 @@ const SERVER: &str = "talos-server";
 
 /// If the command line's first word (after global flags) is `serve` or `migrate`, the arguments for
 /// `talos-server` from that word on. Done before clap so every flag reaches the server untouched.
+/// A `--config FILE` among the global flags before the word is passed on after it (talos-server
+/// takes it there).
 pub fn passthrough(args: &[OsString]) -> Option<Vec<OsString>> {
     let mut i = 1;
+    let mut config: Vec<OsString> = Vec::new();
     while i < args.len() {
         let a = args[i].to_str()?;
         match a {
-            "-e" | "--endpoint" | "--format" | "--token" => i += 2,
+            "--config" => {
+                config = args.get(i..i + 2)?.to_vec();
+                i += 2;
+            }
+            _ if a.starts_with("--config=") => {
+                config = vec![args[i].clone()];
+                i += 1;
+            }
+            "-e" | "--endpoint" | "--format" | "--token" | "--ca-cert" => i += 2,
             "-q" | "--quiet" => i += 1,
-            _ if ["--endpoint=", "--format=", "--token="]
+            _ if ["--endpoint=", "--format=", "--token=", "--ca-cert="]
                 .iter()
                 .any(|p| a.starts_with(p)) =>
             {
                 i += 1
             }
             _ if a.starts_with("-e") && a.len() > 2 => i += 1,
-            "serve" | "migrate" => return Some(args[i..].to_vec()),
+            "serve" | "migrate" => {
+                let mut out = args[i..].to_vec();
+                out.extend(config);
+                return Some(out);
+            }
             _ => return None,
         }
     }
     None
+}
+
+/// The API address a server configuration file serves on (`serve.http.host`, `port`, and `tls`
+/// for https), for client commands given `--config` but no endpoint. A wildcard host (`0.0.0.0`,
+/// `::`) is reached on loopback.
+pub fn endpoint_from_config(path: &std::path::Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read --config {}: {e}", path.display())))?;
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("--config {}: {e}", path.display())))?;
+    let http = &doc["serve"]["http"];
+    let host = match http["host"].as_str().map(str::trim) {
+        None | Some("" | "0.0.0.0") => "127.0.0.1".to_owned(),
+        Some("::" | "[::]") => "[::1]".to_owned(),
+        Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        Some(h) => h.to_owned(),
+    };
+    let port = match &http["port"] {
+        serde_json::Value::Null => 4420,
+        v => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|p| (1..=65535).contains(p))
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--config {}: serve.http.port is not a port number",
+                    path.display()
+                ))
+            })?,
+    };
+    let tls = http["tls"]["cert_file"]
+        .as_str()
+        .is_some_and(|c| !c.trim().is_empty());
+    let scheme = if tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{host}:{port}"))
 }
 
 fn find_server() -> Option<PathBuf> {
@@ -53,10 +103,13 @@ fn find_server() -> Option<PathBuf> {
 fn fallback_help(sub: &str) -> String {
     let usage = match sub {
         "migrate" => {
-            "Usage: talos migrate <up|status> [--database DSN] [--config FILE]\n\n\
+            "Usage: talos migrate <up|down|status|force> [--database DSN] [--config FILE]\n\n\
              \x20 up                 apply every pending migration (PostgreSQL; SQLite migrates itself on serve)\n\
+             \x20 down [--steps N]   revert the newest N applied migrations (default 1)\n\
              \x20 status             list the migrations and whether each is applied\n\
-             \x20     --database DSN postgres://USER:PASSWORD@HOST:5432/DB or sqlite://PATH (else TALOS_DB_DSN)\n\
+             \x20 force VERSION      record the migrations up to VERSION as applied, running none\n\
+             \x20     --database DSN postgres://USER:PASSWORD@HOST:5432/DB or sqlite://PATH\n\
+             \x20                    (else TALOS_DB_DSN, DB_DSN, DSN)\n\
              \x20 -c, --config FILE  read db.dsn from this configuration file"
         }
         _ => {
@@ -120,6 +173,41 @@ mod tests {
     }
 
     #[test]
+    fn config_names_the_api_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "serve:\n  http: { host: \"0.0.0.0\", port: 8080 }\n",
+                "http://127.0.0.1:8080",
+            ),
+            ("credentials: { issuer: x }\n", "http://127.0.0.1:4420"),
+            (
+                "serve:\n  http:\n    host: \"::\"\n    port: \"9000\"\n",
+                "http://[::1]:9000",
+            ),
+            (
+                "serve:\n  http:\n    host: talos.internal\n    tls: { cert_file: c.pem, key_file: k.pem }\n",
+                "https://talos.internal:4420",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let p = dir.path().join("c.yaml");
+            std::fs::write(&p, yaml).unwrap();
+            assert_eq!(endpoint_from_config(&p).unwrap(), want, "{yaml}");
+        }
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            "serve: { http: { port: nope } }",
+        )
+        .unwrap();
+        assert!(matches!(
+            endpoint_from_config(&dir.path().join("bad.yaml")),
+            Err(CliError::Usage(_))
+        ));
+        assert!(endpoint_from_config(&dir.path().join("missing.yaml")).is_err());
+    }
+
+    #[test]
     fn serve_and_migrate_pass_through_after_global_flags() {
         for (line, want) in [
             (
@@ -147,7 +235,20 @@ mod tests {
                 &["talos", "--token", "t", "serve", "admin"][..],
                 Some(&["serve", "admin"][..]),
             ),
+            (
+                &["talos", "--config", "c.yaml", "serve", "admin"][..],
+                Some(&["serve", "admin", "--config", "c.yaml"][..]),
+            ),
+            (
+                &["talos", "--config=c.yaml", "-q", "migrate", "status"][..],
+                Some(&["migrate", "status", "--config=c.yaml"][..]),
+            ),
+            (
+                &["talos", "migrate", "up", "--config", "c.yaml"][..],
+                Some(&["migrate", "up", "--config", "c.yaml"][..]),
+            ),
             (&["talos", "keys", "serve"], None),
+            (&["talos", "--config"], None),
             (&["talos", "--help"], None),
             (&["talos"], None),
         ] {

@@ -15,6 +15,10 @@ use support::*;
 mod batch_import;
 #[path = "cli/first_hour.rs"]
 mod first_hour;
+#[path = "cli/metering.rs"]
+mod metering;
+#[path = "cli/upstream.rs"]
+mod upstream;
 
 // ------------------------------------------------------------------ docs: issue-and-verify.txt
 
@@ -457,7 +461,7 @@ fn https_endpoint_trusts_the_ca_cert_given() {
             ("TALOS_SERVE_HTTP_TLS_CERT_FILE", path(&cert)),
             ("TALOS_SERVE_HTTP_TLS_KEY_FILE", path(&key)),
         ],
-        true,
+        Some(&ca),
     );
     assert!(srv.url.starts_with("https://"), "{}", srv.url);
 
@@ -734,8 +738,8 @@ fn local_commands_and_server_passthrough() {
     assert!(jwks.contains("docker-dev-001"), "{jwks}");
 
     // `talos migrate …` runs talos-server beside it with the same arguments (idempotent on the live database).
-    let out = run_talos_env(&["migrate", "up", "--database", &srv.dsn], &[]);
+    let out = run_talos_env(&["migrate", "up", "--database", srv.dsn()], &[]);
     assert_eq!(out.code, 0, "talos migrate up: {}", out.stderr);
-    let out = run_talos_env(&["migrate", "status", "--database", &srv.dsn], &[]);
+    let out = run_talos_env(&["migrate", "status", "--database", srv.dsn()], &[]);
     assert_eq!(out.code, 0, "talos migrate status: {}", out.stderr);
 }

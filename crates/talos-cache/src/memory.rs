@@ -1,3 +1,6 @@
+//! `MemoryCache`: the in-process cache (moka) with a TTL per entry and the eviction tombstones of
+//! the revocation-integrity protocol (docs/ARCHITECTURE.md).
+
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;

@@ -2,14 +2,13 @@
 //! Redis and Redis with an in-process L1 when `TALOS_TEST_REDIS_URL` is set (each test in its own
 //! random key namespace, so tests can run in parallel on one Redis).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use talos_cache::{
     CacheError, CacheKey, KeyCache, MemoryCache, NoopCache, Redis, RedisCache, RedisSettings,
     Ticket,
 };
+use talos_test_support::{StallProxy, redis_url};
 use uuid::Uuid;
 
 mod common;
@@ -17,14 +16,6 @@ use common::{contract, put};
 
 fn memory() -> MemoryCache<String> {
     MemoryCache::new(1 << 20, |v: &String| v.len() as u32)
-}
-
-fn redis_url() -> Option<String> {
-    let url = std::env::var("TALOS_TEST_REDIS_URL").ok();
-    if url.is_none() {
-        eprintln!("TALOS_TEST_REDIS_URL unset: Redis leg not run");
-    }
-    url
 }
 
 fn namespace() -> String {
@@ -194,61 +185,15 @@ async fn unreachable_redis_is_unavailable_never_a_hit() {
     assert!(!c.is_connected());
 }
 
-/// A TCP proxy in front of Redis that the test can cut (dropping every connection and refusing
-/// new ones) and restore.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (up2, cut2) = (up.clone(), cut.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection closed
-                }
-                let target = target.clone();
-                let mut cut_rx = cut2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { port, up, cut }
-    }
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|v| *v += 1);
-    }
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn losing_redis_distrusts_l1_until_back() {
     let Some(url) = redis_url() else { return };
     let ns = namespace();
     let direct = settings(&url, &ns);
-    let proxy = Proxy::start(direct.addrs[0].clone()).await;
+    // Cut drops every connection and refuses new ones; Redis keeps its data.
+    let proxy = StallProxy::start(&direct.addrs[0]).await.unwrap();
     let mut via = direct.clone();
-    via.addrs = vec![format!("127.0.0.1:{}", proxy.port)];
+    via.addrs = vec![proxy.addr.to_string()];
     let a: RedisCache<String> = RedisCache::new(
         Redis::connect(&via).unwrap(),
         Some((memory(), Duration::from_secs(60))),

@@ -6,15 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use talos_cache::{CacheKey, MemoryLimiter, Rate, RateLimiter, Redis, RedisLimiter, RedisSettings};
+use talos_test_support::redis_url;
 use uuid::Uuid;
-
-fn redis_url() -> Option<String> {
-    let url = std::env::var("TALOS_TEST_REDIS_URL").ok();
-    if url.is_none() {
-        eprintln!("TALOS_TEST_REDIS_URL unset: Redis leg not run");
-    }
-    url
-}
 
 fn redis_limiter(url: &str, ns: &str) -> RedisLimiter {
     RedisLimiter::new(Redis::connect(&RedisSettings::from_url(url, ns).unwrap()).unwrap())

@@ -9,44 +9,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::ClientError;
+use crate::response::{Exchanged, Response, VerifyOptions};
 use crate::types::*;
 
 const ADMIN: &[&str] = &["v2alpha1", "admin"];
-
-/// A decoded response together with the server's exact JSON document.
-///
-/// `raw` is what a CLI prints for `--format json`, so that tools like `jq` see every field the server sent,
-/// including ones this client version does not know.
-#[derive(Debug, Clone)]
-pub struct Response<T> {
-    /// HTTP status code.
-    pub status: u16,
-    /// The typed view.
-    pub body: T,
-    /// The document as received (`Value::Null` for an empty body such as a 204).
-    pub raw: Value,
-}
-
-impl<T> std::ops::Deref for Response<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.body
-    }
-}
-
-impl<T> Response<T> {
-    /// Drops the raw document.
-    pub fn into_inner(self) -> T {
-        self.body
-    }
-}
-
-/// Options of verify and batch verify.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct VerifyOptions {
-    /// Send `Cache-Control: no-cache`: the server skips its cache read (it still refreshes the entry).
-    pub no_cache: bool,
-}
 
 /// Async client for one Talos endpoint. Cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]
@@ -166,7 +132,7 @@ impl Client {
     }
 
     /// Sends and returns status and JSON body; non-2xx becomes [`ClientError::Api`].
-    async fn exchange(&self, req: RequestBuilder) -> Result<(u16, Value), ClientError> {
+    async fn exchange(&self, req: RequestBuilder) -> Result<Exchanged, ClientError> {
         let resp = req
             .send()
             .await
@@ -174,9 +140,12 @@ impl Client {
         let status = resp.status().as_u16();
         let request_id = resp
             .headers()
-            .get("x-request-id")
+            .get(talos_api::headers::REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let rate_limit = talos_api::headers::RateLimitHeaders::from_headers(|name| {
+            resp.headers().get(name).and_then(|v| v.to_str().ok())
+        });
         let bytes = resp
             .bytes()
             .await
@@ -185,21 +154,33 @@ impl Client {
             return Err(ClientError::from_response(status, &bytes, request_id));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok((status, Value::Null));
+            return Ok(Exchanged {
+                status,
+                raw: Value::Null,
+                rate_limit,
+            });
         }
         let raw = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
             endpoint: self.endpoint.clone(),
             status,
             message: format!("body is not JSON: {e}"),
         })?;
-        Ok((status, raw))
+        Ok(Exchanged {
+            status,
+            raw,
+            rate_limit,
+        })
     }
 
     async fn call<T: DeserializeOwned>(
         &self,
         req: RequestBuilder,
     ) -> Result<Response<T>, ClientError> {
-        let (status, raw) = self.exchange(req).await?;
+        let Exchanged {
+            status,
+            raw,
+            rate_limit,
+        } = self.exchange(req).await?;
         // An empty 2xx body decodes as `{}` so that every field takes its default.
         let src = if raw.is_null() {
             json!({})
@@ -211,7 +192,12 @@ impl Client {
             status,
             message: e.to_string(),
         })?;
-        Ok(Response { status, body, raw })
+        Ok(Response {
+            status,
+            body,
+            raw,
+            rate_limit,
+        })
     }
 
     fn request(&self, method: Method, url: Url) -> RequestBuilder {
@@ -315,10 +301,8 @@ impl Client {
         &self,
         credential: &str,
         opts: VerifyOptions,
-    ) -> Result<Response<VerifyApiKeyResponse>, ClientError> {
-        let body = VerifyApiKeyRequest {
-            credential: credential.to_owned(),
-        };
+    ) -> Result<Response<VerifyApiKeyResponse<'static>>, ClientError> {
+        let body = opts.request(credential);
         let req = cache_headers(self.post_json(self.admin(&["apiKeys:verify"]), &body), opts);
         self.call(req).await
     }
@@ -328,15 +312,16 @@ impl Client {
         &self,
         credentials: &[S],
         opts: VerifyOptions,
-    ) -> Result<Response<BatchVerifyApiKeysResponse>, ClientError> {
-        let requests: Vec<Value> = credentials
-            .iter()
-            .map(|c| json!({"credential": c.as_ref()}))
-            .collect();
-        let req = self.post_json(
-            self.admin(&["apiKeys:batchVerify"]),
-            &json!({ "requests": requests }),
-        );
+    ) -> Result<Response<BatchVerifyApiKeysResponse<'static>>, ClientError> {
+        let body = BatchVerifyApiKeysRequest {
+            requests: Some(
+                credentials
+                    .iter()
+                    .map(|c| opts.request(c.as_ref()))
+                    .collect(),
+            ),
+        };
+        let req = self.post_json(self.admin(&["apiKeys:batchVerify"]), &body);
         self.call(cache_headers(req, opts)).await
     }
 
@@ -398,6 +383,7 @@ impl Client {
                     status,
                     body: parsed,
                     raw: body,
+                    rate_limit: None,
                 })
             }
             other => other,
@@ -479,6 +465,142 @@ impl Client {
             .await
     }
 
+    // ------------------------------------------------------------------ metering
+
+    /// Records a usage event and debits the actor's balance; a repeated `request_id` is not
+    /// debited again (`accepted: false`).
+    pub async fn ingest_usage(
+        &self,
+        req: &IngestUsageRequest,
+    ) -> Result<Response<IngestUsageResponse>, ClientError> {
+        self.call(self.post_json(self.admin(&["usage:ingest"]), req))
+            .await
+    }
+
+    /// Sets an actor's balance quota in micro-units (0 = unlimited).
+    pub async fn set_actor_quota(
+        &self,
+        actor_id: &str,
+        quota_micros: i64,
+    ) -> Result<Response<ActorBalance>, ClientError> {
+        let body = SetQuotaRequest {
+            actor_id: actor_id.to_owned(),
+            quota_micros: Some(quota_micros),
+        };
+        self.call(self.post_json(self.admin(&["actorBalances:setQuota"]), &body))
+            .await
+    }
+
+    /// Adds to an actor's remaining balance.
+    pub async fn top_up_actor(
+        &self,
+        actor_id: &str,
+        amount_micros: i64,
+    ) -> Result<Response<ActorBalance>, ClientError> {
+        let body = TopUpRequest {
+            actor_id: actor_id.to_owned(),
+            amount_micros: Some(amount_micros),
+        };
+        self.call(self.post_json(self.admin(&["actorBalances:topUp"]), &body))
+            .await
+    }
+
+    /// An actor's balance (zeros when it has none).
+    pub async fn get_actor_balance(
+        &self,
+        actor_id: &str,
+    ) -> Result<Response<ActorBalance>, ClientError> {
+        let url = self.admin(&["actorBalances", actor_id]);
+        self.call(self.request(Method::GET, url)).await
+    }
+
+    // ------------------------------------------------------------------ self-service
+    //
+    // These routes are called through the authenticating proxy that Talos trusts
+    // (`self_service.trusted_proxies`); the methods name the user in `X-User-Id`, the default
+    // `self_service.user_id_header`, as such a proxy would.
+
+    fn self_request(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        user_id: &str,
+    ) -> RequestBuilder {
+        let all: Vec<&str> = ["v2alpha1", "self"]
+            .iter()
+            .chain(segments)
+            .copied()
+            .collect();
+        let mut url = self.url(&all);
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        self.request(method, url)
+            .header(talos_api::headers::USER_ID, user_id)
+    }
+
+    /// Issues a key for `user_id`.
+    pub async fn self_issue(
+        &self,
+        user_id: &str,
+        req: &SelfIssueApiKeyRequest,
+    ) -> Result<Response<IssueApiKeyResponse>, ClientError> {
+        let r = self.self_request(Method::POST, &["issuedApiKeys"], &[], user_id);
+        self.call(r.json(req)).await
+    }
+
+    /// One page of `user_id`'s issued keys.
+    pub async fn self_list(
+        &self,
+        user_id: &str,
+        page_size: Option<i64>,
+        page_token: Option<&str>,
+    ) -> Result<Response<ListIssuedApiKeysResponse>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(n) = page_size {
+            query.push(("page_size", n.to_string()));
+        }
+        if let Some(t) = page_token {
+            query.push(("page_token", t.to_owned()));
+        }
+        let r = self.self_request(Method::GET, &["issuedApiKeys"], &query, user_id);
+        self.call(r).await
+    }
+
+    /// Revokes one of `user_id`'s keys.
+    pub async fn self_revoke_issued(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        req: &RevokeApiKeyRequest,
+    ) -> Result<Response<()>, ClientError> {
+        let seg = format!("{key_id}:revoke");
+        let r = self.self_request(Method::POST, &["issuedApiKeys", &seg], &[], user_id);
+        self.call_unit(r.json(req)).await
+    }
+
+    /// `user_id`'s balance.
+    pub async fn self_balance(&self, user_id: &str) -> Result<Response<ActorBalance>, ClientError> {
+        self.call(self.self_request(Method::GET, &["actorBalance"], &[], user_id))
+            .await
+    }
+
+    /// `user_id`'s usage records, newest first (`limit`: default 50, at most 1000).
+    pub async fn self_usage_history(
+        &self,
+        user_id: &str,
+        limit: Option<i64>,
+    ) -> Result<Response<UsageHistoryResponse>, ClientError> {
+        let query: Vec<(&str, String)> = limit
+            .map(|n| ("limit", n.to_string()))
+            .into_iter()
+            .collect();
+        self.call(self.self_request(Method::GET, &["usageHistory"], &query, user_id))
+            .await
+    }
+
     /// `GET /version`.
     pub async fn version(&self) -> Result<Response<VersionInfo>, ClientError> {
         self.call(self.request(Method::GET, self.url(&["version"])))
@@ -486,24 +608,27 @@ impl Client {
     }
 
     async fn call_unit(&self, req: RequestBuilder) -> Result<Response<()>, ClientError> {
-        let (status, raw) = self.exchange(req).await?;
+        let Exchanged {
+            status,
+            raw,
+            rate_limit,
+        } = self.exchange(req).await?;
         Ok(Response {
             status,
             body: (),
             raw,
+            rate_limit,
         })
     }
 }
 
-fn per_kind_revoke_body(req: &RevokeApiKeyRequest) -> Value {
-    let mut body = json!({});
-    if let Some(r) = req.reason {
-        body["reason"] = json!(r);
+/// Upstream's per-kind routes name the free text `description`.
+fn per_kind_revoke_body(req: &RevokeApiKeyRequest) -> RevokeApiKeyRequest {
+    RevokeApiKeyRequest {
+        reason: req.reason,
+        reason_text: None,
+        description: req.reason_text.clone().or_else(|| req.description.clone()),
     }
-    if let Some(t) = &req.reason_text {
-        body["description"] = json!(t);
-    }
-    body
 }
 
 fn cache_headers(req: RequestBuilder, opts: VerifyOptions) -> RequestBuilder {
@@ -515,24 +640,9 @@ fn cache_headers(req: RequestBuilder, opts: VerifyOptions) -> RequestBuilder {
 }
 
 fn with_list_params(mut url: Url, p: &ListParams) -> Url {
-    {
-        let mut q = url.query_pairs_mut();
-        if let Some(n) = p.page_size {
-            q.append_pair("page_size", &n.to_string());
-        }
-        for (k, v) in [
-            ("page_token", &p.page_token),
-            ("filter", &p.filter),
-            ("actor_id", &p.actor_id),
-            ("status", &p.status),
-        ] {
-            if let Some(v) = v {
-                q.append_pair(k, v);
-            }
-        }
-    }
-    if url.query() == Some("") {
-        url.set_query(None);
+    let pairs = p.to_pairs();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
     }
     url
 }
@@ -647,9 +757,10 @@ mod tests {
         let r = RevokeApiKeyRequest {
             reason: Some(RevocationReason::PrivilegeWithdrawn),
             reason_text: Some("left".into()),
+            ..Default::default()
         };
         assert_eq!(
-            per_kind_revoke_body(&r),
+            serde_json::to_value(per_kind_revoke_body(&r)).unwrap(),
             json!({"reason": "REVOCATION_REASON_PRIVILEGE_WITHDRAWN", "description": "left"})
         );
     }

@@ -1,42 +1,8 @@
 //! Client errors: the server's AIP-193 envelope, transport failures, and undecodable answers.
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
-
-use crate::wire::null_default;
-
-/// One entry of `error.details` (normally a `google.rpc.ErrorInfo`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct ErrorDetail {
-    /// Type URL, e.g. `type.googleapis.com/google.rpc.ErrorInfo`.
-    #[serde(rename = "@type", default, deserialize_with = "null_default")]
-    pub type_url: String,
-    /// Stable upper-case id, e.g. `API_KEY_NOT_FOUND`.
-    #[serde(default, deserialize_with = "null_default")]
-    pub reason: String,
-    /// Error domain.
-    #[serde(default, deserialize_with = "null_default")]
-    pub domain: String,
-    /// String details (e.g. `limit`, `current_usage`).
-    #[serde(default, deserialize_with = "null_default")]
-    pub metadata: Map<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    error: Option<EnvelopeBody>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct EnvelopeBody {
-    #[serde(default, deserialize_with = "null_default")]
-    message: String,
-    #[serde(default, deserialize_with = "null_default")]
-    status: String,
-    #[serde(default, deserialize_with = "null_default")]
-    details: Vec<ErrorDetail>,
-}
+use serde_json::Value;
+pub use talos_api::ErrorDetail;
+use talos_api::ErrorResponse;
 
 /// The less used parts of an API error.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -146,7 +112,7 @@ impl ClientError {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let envelope = parsed
             .as_ref()
-            .and_then(|v| serde_json::from_value::<Envelope>(v.clone()).ok())
+            .and_then(|v| serde_json::from_value::<ErrorResponse>(v.clone()).ok())
             .and_then(|e| e.error);
         let body_value = parsed
             .clone()

@@ -3,11 +3,12 @@
 
 mod client;
 mod error;
+mod response;
 pub mod types;
-mod wire;
 
-pub use client::{Client, Response, VerifyOptions};
+pub use client::Client;
 pub use error::{ApiErrorContext, ClientError, ErrorDetail};
+pub use response::{Response, VerifyOptions};
 pub use types::*;
 
 /// The default endpoint of a local server (`serve.http.port` 4420).

@@ -62,7 +62,7 @@ cache: { type: memory, ttl: "1m" }
     let failure = forged.result.err().ok_or("a forged key must not verify")?;
     println!(
         "forged key rejected: {} ({})",
-        failure.code.as_str(),
+        failure.code.label(),
         failure.message
     );
     Ok(())

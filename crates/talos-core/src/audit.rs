@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::KeyRecord;
+use crate::{ActorBalance, KeyRecord, UsageRecord};
 
 /// Stable event names.
 pub mod names {
@@ -22,11 +22,29 @@ pub mod names {
     pub const IMPORT_FAILED: &str = "APIKeyImportFailed";
     pub const DERIVED_TOKEN: &str = "APIKeyDerivedToken";
     pub const VERIFICATION_FAILED: &str = "APIKeyVerificationFailed";
+    pub const ACTOR_QUOTA_SET: &str = "ActorBalanceQuotaSet";
+    pub const ACTOR_TOPPED_UP: &str = "ActorBalanceToppedUp";
+    pub const USAGE_INGESTED: &str = "UsageIngested";
 }
 
 tokio::task_local! {
     /// The name of the admin token the current request authenticated with.
     static ADMIN_TOKEN: Arc<str>;
+    /// The actor acting on its own keys through self-service.
+    static SELF_SERVICE: Arc<str>;
+}
+
+/// Runs `f` as self-service by `actor`: key events logged inside carry it as
+/// `self_service_actor`.
+pub(crate) async fn as_self_service<F: Future>(actor: &str, f: F) -> F::Output {
+    SELF_SERVICE.scope(Arc::from(actor), f).await
+}
+
+/// The self-service actor of the current request, `""` when none.
+fn self_service_actor() -> Arc<str> {
+    SELF_SERVICE
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::from(""))
 }
 
 /// Runs `f` on behalf of the admin token `name`: audit events logged inside carry it as
@@ -36,7 +54,7 @@ pub async fn with_admin_token<F: Future>(name: Arc<str>, f: F) -> F::Output {
 }
 
 /// The admin token name of the current request, `""` when none (auth off, or a public route).
-pub fn admin_token() -> Arc<str> {
+pub(crate) fn admin_token() -> Arc<str> {
     ADMIN_TOKEN
         .try_with(Arc::clone)
         .unwrap_or_else(|_| Arc::from(""))
@@ -44,7 +62,29 @@ pub fn admin_token() -> Arc<str> {
 
 /// Logs a mutation of `key`.
 pub(crate) fn key_event(event: &'static str, key: &KeyRecord) {
-    tracing::info!(target: "talos::audit", event, nid = %key.nid, key_id = %key.key_id, actor_id = %key.actor_id, admin_token = %admin_token(), "audit");
+    tracing::info!(target: "talos::audit", event, nid = %key.nid, key_id = %key.key_id, actor_id = %key.actor_id, admin_token = %admin_token(), self_service_actor = %self_service_actor(), "audit");
+}
+
+/// Logs a change of an actor's balance (quota set, top-up).
+pub(crate) fn balance_event(event: &'static str, b: &ActorBalance) {
+    tracing::info!(target: "talos::audit", event, nid = %b.nid, actor_id = %b.actor_id, quota_micros = b.quota_micros, remaining_micros = b.remaining_micros, admin_token = %admin_token(), "audit");
+}
+
+/// Logs an accepted usage event and the balance it left.
+pub(crate) fn usage_event(r: &UsageRecord, balance: Option<&ActorBalance>) {
+    tracing::info!(
+        target: "talos::audit",
+        event = names::USAGE_INGESTED,
+        nid = %r.nid,
+        actor_id = %r.actor_id,
+        key_id = %r.key_id,
+        usage_type = %r.usage_type,
+        cost_micros = r.cost_micros,
+        request_id = r.request_id.as_deref().unwrap_or(""),
+        remaining_micros = balance.map(|b| b.remaining_micros),
+        admin_token = %admin_token(),
+        "audit"
+    );
 }
 
 /// Failure events are limited per network so a flood of bad credentials cannot flood the log.

@@ -1,6 +1,6 @@
 //! Which network (tenant) a request belongs to.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
@@ -11,11 +11,12 @@ use crate::config::MultitenancyConfig;
 #[derive(Debug, Clone)]
 pub struct Networks {
     enabled: bool,
-    by_host: HashMap<String, Uuid>,
+    /// Ordered, so that two equal configurations print alike (`Plan`).
+    by_host: BTreeMap<String, Uuid>,
 }
 
 impl Networks {
-    pub fn new(cfg: &MultitenancyConfig) -> Self {
+    pub(crate) fn new(cfg: &MultitenancyConfig) -> Self {
         let by_host = cfg
             .networks
             .iter()
@@ -27,13 +28,7 @@ impl Networks {
         }
     }
 
-    pub fn single() -> Self {
-        Networks {
-            enabled: false,
-            by_host: HashMap::new(),
-        }
-    }
-
+    /// Whether requests are assigned to networks by host (`multitenancy.enabled`).
     pub fn enabled(&self) -> bool {
         self.enabled
     }
@@ -49,7 +44,7 @@ impl Networks {
 }
 
 /// Lower-cases, strips the port and IPv6 brackets; rejects over-long or non-printable names.
-pub fn normalize_host(raw: &str) -> Option<String> {
+pub(crate) fn normalize_host(raw: &str) -> Option<String> {
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > 253 || raw.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
         return None;

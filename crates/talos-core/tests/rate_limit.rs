@@ -9,16 +9,21 @@ use async_trait::async_trait;
 use talos_cache::{CacheError, CacheKey, Decision, Rate, RateLimiter};
 use talos_core::config::{Config, load_str};
 use talos_core::*;
+use talos_test_support::Builder;
 use uuid::Uuid;
 
 const SECRET: &str = "rate-limit-test-secret-0123456789abcdefghij";
-const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
 const NIL: Uuid = Uuid::nil();
 
+/// The test deployment (SQLite in memory) with the dev JWKS, a memory cache and `rate_limit`
+/// set to the settings in `rate_limit_yaml`.
 fn config(rate_limit_yaml: &str) -> Config {
-    let yaml = format!(
-        "credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{JWKS}\"]\nsecrets:\n  hmac:\n    current: \"{SECRET}\"\ndb:\n  dsn: \"sqlite::memory:\"\ncache:\n  type: memory\nrate_limit:\n{rate_limit_yaml}"
-    );
+    let yaml = Builder::new()
+        .secret(SECRET)
+        .quickstart_jwks()
+        .cache("memory")
+        .config(&format!("rate_limit:\n{rate_limit_yaml}"))
+        .yaml();
     load_str(&yaml, "t.yaml", &BTreeMap::new()).unwrap().0
 }
 
@@ -74,7 +79,7 @@ async fn quota_is_enforced_on_verify_and_counted_on_cache_hits() {
     assert_eq!(out.cache, CacheStatus::Hit);
     let err = out.result.unwrap_err();
     assert_eq!(err.code, VerifyErrorCode::RateLimited);
-    assert_eq!(err.code.as_str(), "VERIFICATION_ERROR_RATE_LIMITED");
+    assert_eq!(err.code.label(), "rate_limited");
     assert_eq!(err.message, "rate limit exceeded");
     let rl = out.rate_limit.expect("refusals carry the counters");
     assert_eq!(rl.remaining, 0);

@@ -2,30 +2,35 @@
 //! to prove which paths do no I/O.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use talos_cache::{CacheError, CacheKey, KeyCache, MemoryCache};
 use talos_core::config::{Config, load_str};
 use talos_core::*;
-use talos_storage::{
-    BatchItemOutcome, InsertOutcome, KeyPatch, ListQuery, Quota, Revocation, Store, StoreOptions,
-};
+use talos_storage::{Layer, Layered, StoreOptions};
+use talos_test_support::Builder;
 use uuid::Uuid;
 
 const SECRET_A: &str = "test-secret-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const SECRET_B: &str = "test-secret-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
 
+#[path = "service/metering.rs"]
+mod metering;
 #[path = "service/revocation.rs"]
 mod revocation;
 
-/// Counts every storage call, delegating to a real store.
+#[path = "service/last_used.rs"]
+mod last_used;
+
+#[path = "service/tenants.rs"]
+mod tenants;
+
+/// Counts every storage call; wraps a real store through `talos_storage::Layered`.
 struct CountingStore {
-    inner: Arc<dyn Store>,
     calls: AtomicUsize,
     /// When set, the next key read (by id or by hash) parks after reading, to let a test commit
     /// a mutation between a verification's read and what it does next.
@@ -41,10 +46,6 @@ struct Gate {
 }
 
 impl CountingStore {
-    fn hit(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-
     async fn park(&self) {
         let gate = self.gate.lock().unwrap().take();
         if let Some(g) = gate {
@@ -54,163 +55,21 @@ impl CountingStore {
     }
 }
 
-#[async_trait]
-impl Store for CountingStore {
-    async fn ping(&self) -> talos_storage::Result<()> {
-        self.hit();
-        if self.stall_ping.load(Ordering::SeqCst) {
+impl Layer for CountingStore {
+    async fn around<T, F>(&self, method: &'static str, op: F) -> talos_storage::Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = talos_storage::Result<T>> + Send + 'static,
+    {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if method == "ping" && self.stall_ping.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
-        self.inner.ping().await
-    }
-    async fn insert_key(&self, k: &KeyRecord) -> talos_storage::Result<InsertOutcome> {
-        self.hit();
-        self.inner.insert_key(k).await
-    }
-    async fn insert_keys_batch(
-        &self,
-        k: &[KeyRecord],
-    ) -> talos_storage::Result<Vec<BatchItemOutcome>> {
-        self.hit();
-        self.inner.insert_keys_batch(k).await
-    }
-    async fn insert_key_within(
-        &self,
-        k: &KeyRecord,
-        q: &Quota,
-    ) -> talos_storage::Result<InsertOutcome> {
-        self.hit();
-        self.inner.insert_key_within(k, q).await
-    }
-    async fn insert_keys_batch_within(
-        &self,
-        k: &[KeyRecord],
-        q: &Quota,
-    ) -> talos_storage::Result<Vec<BatchItemOutcome>> {
-        self.hit();
-        self.inner.insert_keys_batch_within(k, q).await
-    }
-    async fn get_key(
-        &self,
-        nid: Uuid,
-        kind: KeyKind,
-        id: &str,
-    ) -> talos_storage::Result<KeyRecord> {
-        self.hit();
-        let r = self.inner.get_key(nid, kind, id).await;
-        self.park().await;
+        let r = op.await;
+        if matches!(method, "get_key" | "find_imported_by_hashes") {
+            self.park().await;
+        }
         r
-    }
-    async fn list_keys(
-        &self,
-        nid: Uuid,
-        kind: KeyKind,
-        q: &ListQuery,
-    ) -> talos_storage::Result<Vec<KeyRecord>> {
-        self.hit();
-        self.inner.list_keys(nid, kind, q).await
-    }
-    async fn update_key(
-        &self,
-        nid: Uuid,
-        kind: KeyKind,
-        id: &str,
-        p: &KeyPatch,
-        now: DateTime<Utc>,
-    ) -> talos_storage::Result<KeyRecord> {
-        self.hit();
-        self.inner.update_key(nid, kind, id, p, now).await
-    }
-    async fn revoke_key(
-        &self,
-        nid: Uuid,
-        kind: KeyKind,
-        id: &str,
-        r: &Revocation,
-    ) -> talos_storage::Result<KeyRecord> {
-        self.hit();
-        self.inner.revoke_key(nid, kind, id, r).await
-    }
-    async fn rotate_key(
-        &self,
-        nid: Uuid,
-        old: &str,
-        new: &KeyRecord,
-        r: &Revocation,
-    ) -> talos_storage::Result<(KeyRecord, KeyRecord)> {
-        self.hit();
-        self.inner.rotate_key(nid, old, new, r).await
-    }
-    async fn delete_key(
-        &self,
-        nid: Uuid,
-        kind: KeyKind,
-        id: &str,
-    ) -> talos_storage::Result<KeyRecord> {
-        self.hit();
-        self.inner.delete_key(nid, kind, id).await
-    }
-    async fn touch_key(
-        &self,
-        nid: Uuid,
-        kind: KeyKind,
-        id: &str,
-        at: DateTime<Utc>,
-    ) -> talos_storage::Result<()> {
-        self.hit();
-        self.inner.touch_key(nid, kind, id, at).await
-    }
-    async fn find_imported_by_hashes(
-        &self,
-        nid: Uuid,
-        h: &[[u8; 32]],
-    ) -> talos_storage::Result<Option<KeyRecord>> {
-        self.hit();
-        let r = self.inner.find_imported_by_hashes(nid, h).await;
-        self.park().await;
-        r
-    }
-    async fn rehash_imported(
-        &self,
-        nid: Uuid,
-        id: &str,
-        old: &[u8; 32],
-        new: &[u8; 32],
-        s: &str,
-    ) -> talos_storage::Result<Option<KeyRecord>> {
-        self.hit();
-        self.inner.rehash_imported(nid, id, old, new, s).await
-    }
-    async fn count_active(&self, nid: Uuid, now: DateTime<Utc>) -> talos_storage::Result<u64> {
-        self.hit();
-        self.inner.count_active(nid, now).await
-    }
-    async fn add_invalidation(
-        &self,
-        nid: Uuid,
-        key: &str,
-        at: DateTime<Utc>,
-    ) -> talos_storage::Result<()> {
-        self.hit();
-        self.inner.add_invalidation(nid, key, at).await
-    }
-    async fn pending_invalidations(
-        &self,
-        limit: usize,
-    ) -> talos_storage::Result<Vec<talos_storage::Invalidation>> {
-        self.hit();
-        self.inner.pending_invalidations(limit).await
-    }
-    async fn remove_invalidations(&self, ids: &[i64]) -> talos_storage::Result<()> {
-        self.hit();
-        self.inner.remove_invalidations(ids).await
-    }
-    async fn count_imported_with_unknown_secret(
-        &self,
-        known: &[String],
-    ) -> talos_storage::Result<u64> {
-        self.hit();
-        self.inner.count_imported_with_unknown_secret(known).await
     }
 }
 
@@ -264,10 +123,15 @@ impl Harness {
     }
 }
 
+/// The test deployment with the dev JWKS and a memory cache, no secret in the file (tests set it
+/// through `env`, as an operator may), `extra_yaml` merged over it.
 fn config(extra_yaml: &str, env: &[(&str, &str)]) -> Config {
-    let yaml = format!(
-        "credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{JWKS}\"]\ncache:\n  type: memory\n{extra_yaml}"
-    );
+    let yaml = Builder::new()
+        .without_secret()
+        .quickstart_jwks()
+        .cache("memory")
+        .config(extra_yaml)
+        .yaml();
     let env: BTreeMap<String, String> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -284,7 +148,6 @@ async fn harness_with(c: &Config, memory: MemoryCache<CachedKey>) -> Harness {
         .await
         .unwrap();
     let store = Arc::new(CountingStore {
-        inner,
         calls: AtomicUsize::new(0),
         gate: Default::default(),
         stall_ping: Default::default(),
@@ -293,7 +156,8 @@ async fn harness_with(c: &Config, memory: MemoryCache<CachedKey>) -> Harness {
         inner: memory,
         calls: AtomicUsize::new(0),
     });
-    let service = Service::new(c, store.clone(), cache.clone()).unwrap();
+    let layered = Arc::new(Layered::new(inner, store.clone()));
+    let service = Service::new(c, layered, cache.clone()).unwrap();
     Harness {
         service,
         store,
@@ -469,7 +333,7 @@ async fn derived_tokens_verify_without_storage() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, CoreError::PermissionDenied { .. }), "{err:?}");
+    assert!(matches!(err, CoreError::ScopeNotGranted(_)), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -531,7 +395,7 @@ async fn secret_rotation_keeps_old_keys_and_rehashes_imported() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(dup, CoreError::AlreadyExists { .. }), "{dup:?}");
+    assert!(matches!(dup, CoreError::AlreadyImported), "{dup:?}");
 
     // Drop A: the issued key (checksum under A) stops verifying; the re-hashed import keeps working.
     h.service.reload(&with_secret(SECRET_B)).unwrap();
@@ -550,9 +414,9 @@ async fn missing_secret_fails_clearly_but_reads_still_work() {
     let out = h.service.verify(NIL, &vreq(&key.secret)).await;
     let err = out.result.unwrap_err();
     assert_eq!(
-        (err.code, err.message.as_str()),
+        (err.code, err.message),
         (
-            VerifyErrorCode::Internal,
+            VerifyErrorCode::NoHmacKey,
             "project has no HMAC key configured"
         )
     );
@@ -631,7 +495,7 @@ async fn pagination_and_network_scoping() {
             NIL,
             KeyKind::Issued,
             ListRequest {
-                status: Some("active".into()),
+                status: Some(KeyStatus::Active),
                 ..Default::default()
             },
         )
@@ -659,34 +523,27 @@ async fn quota_and_batch_import() {
         })
         .collect();
     let results = h.service.batch_import(NIL, items).await.unwrap();
-    let codes: Vec<Option<BatchErrorCode>> = results
-        .iter()
-        .map(|r| r.result.as_ref().err().map(|e| e.0))
-        .collect();
-    assert_eq!(
-        codes,
-        vec![
-            None,
-            None,
-            Some(BatchErrorCode::AlreadyExists),
-            Some(BatchErrorCode::ResourceExhausted)
-        ]
-    );
+    let errors: Vec<Option<&CoreError>> = results.iter().map(|r| r.result.as_ref().err()).collect();
     assert!(
-        results[2]
-            .result
-            .as_ref()
-            .unwrap_err()
-            .1
-            .contains("index 0")
+        matches!(
+            errors[..],
+            [
+                None,
+                None,
+                Some(CoreError::DuplicateInBatch { first: 0 }),
+                Some(CoreError::QuotaExceeded { .. })
+            ]
+        ),
+        "{errors:?}"
     );
+    assert!(errors[2].unwrap().to_string().contains("index 0"));
     let err = h.service.issue(NIL, spec("q")).await.unwrap_err();
     assert!(
         matches!(
             err,
             CoreError::QuotaExceeded {
                 limit: 3,
-                current: 3
+                current: Some(3)
             }
         ),
         "{err:?}"
@@ -741,9 +598,9 @@ async fn quota_is_exact_under_concurrency() {
         .collect();
     let results = service.batch_import(NIL, items).await.unwrap();
     assert!(
-        results.iter().all(
-            |r| r.result.as_ref().err().map(|e| e.0) == Some(BatchErrorCode::ResourceExhausted)
-        )
+        results
+            .iter()
+            .all(|r| matches!(r.result, Err(CoreError::QuotaExceeded { .. })))
     );
 }
 
@@ -812,7 +669,7 @@ async fn issue_validation_and_idempotency() {
     ];
     for (s, want) in bad {
         let err = h.service.issue(NIL, s).await.unwrap_err();
-        assert!(matches!(err, CoreError::InvalidArgument { .. }), "{err:?}");
+        assert!(matches!(err, CoreError::Invalid(_)), "{err:?}");
         assert!(
             err.to_string().contains(want),
             "{err} should mention {want}"

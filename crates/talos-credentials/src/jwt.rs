@@ -1,7 +1,9 @@
 //! EdDSA (Ed25519) JWTs for derived tokens, on `ed25519-dalek` directly.
 //!
-//! Keys come from JWK Sets (`{"keys":[…]}`) of OKP/Ed25519 keys; other key types are skipped. Private parts (`d`)
-//! never leave this module: `Debug` and [`Jwks::public_jwks`] show public members only.
+//! Keys come from JWK Sets (`{"keys":[…]}`) of OKP/Ed25519 keys. A key of another type (RSA, EC, `oct`, X25519)
+//! is refused with an error naming it, rather than skipped: upstream would sign with an RSA key (RS256), so a
+//! configuration written for upstream must not start here and quietly sign or verify differently. Private parts
+//! (`d`) never leave this module: `Debug` and [`Jwks::public_jwks`] show public members only.
 
 use std::fmt;
 
@@ -73,12 +75,11 @@ impl Jwk {
         Value::Object(m)
     }
 
-    fn from_json(obj: &Map<String, Value>, index: usize) -> Result<Option<Jwk>, CredentialsError> {
+    fn from_json(obj: &Map<String, Value>, index: usize) -> Result<Jwk, CredentialsError> {
         let s = |name: &str| obj.get(name).and_then(Value::as_str);
         let err = |msg: &str| CredentialsError::InvalidJwks(format!("key {index}: {msg}"));
         if s("kty") != Some("OKP") || s("crv") != Some("Ed25519") {
-            // RSA, EC, oct, X25519, …: not used and never published.
-            return Ok(None);
+            return Err(unusable(obj, index));
         }
         if let Some(alg) = obj.get("alg")
             && !matches!(alg.as_str(), Some("EdDSA" | "Ed25519"))
@@ -115,17 +116,36 @@ impl Jwk {
                 Some(_) => Err(err(&format!("{name} must be a string"))),
             }
         };
-        Ok(Some(Jwk {
+        Ok(Jwk {
             kid: opt("kid")?,
             key_use: opt("use")?,
             verifying,
             signing,
-        }))
+        })
     }
 
     fn sign_bytes(&self, message: &[u8]) -> Option<Signature> {
         self.signing.as_ref().map(|sk| sk.sign(message))
     }
+}
+
+/// The error for a key that is not OKP/Ed25519: what it is (`kty`, `crv`, `alg`, `kid`) and what
+/// to use instead. Never any key material.
+fn unusable(obj: &Map<String, Value>, index: usize) -> CredentialsError {
+    let member = |name: &str| match obj.get(name) {
+        Some(Value::String(v)) => format!(" {name} {v:?}"),
+        Some(_) => format!(" {name} (not a string)"),
+        None => String::new(),
+    };
+    let what = ["kty", "crv", "alg", "kid"]
+        .iter()
+        .map(|m| member(m))
+        .collect::<String>();
+    CredentialsError::InvalidJwks(format!(
+        "key {index} ({}) cannot be used: derived JWTs are signed and verified with EdDSA \
+         (kty \"OKP\", crv \"Ed25519\") only; replace it with a key from `talos jwk generate eddsa`",
+        what.trim_start()
+    ))
 }
 
 impl fmt::Debug for Jwk {
@@ -143,12 +163,11 @@ impl fmt::Debug for Jwk {
 #[derive(Clone, Debug, Default)]
 pub struct Jwks {
     keys: Vec<Jwk>,
-    skipped: usize,
 }
 
 impl Jwks {
-    /// Parses a JWK Set (`{"keys":[…]}`) or a single JWK object. Keys that are not OKP/Ed25519 are skipped (see
-    /// [`Jwks::skipped`]); malformed Ed25519 keys are an error.
+    /// Parses a JWK Set (`{"keys":[…]}`) or a single JWK object. A key that is not OKP/Ed25519, or a malformed
+    /// one, is an error naming its index.
     pub fn from_json(bytes: &[u8]) -> Result<Jwks, CredentialsError> {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| CredentialsError::InvalidJwks(format!("not JSON: {e}")))?;
@@ -177,30 +196,22 @@ impl Jwks {
                 }
             }
         };
-        let mut jwks = Jwks::default();
-        for (i, item) in items.iter().enumerate() {
-            match Jwk::from_json(item, i)? {
-                Some(k) => jwks.keys.push(k),
-                None => jwks.skipped += 1,
-            }
-        }
-        Ok(jwks)
+        let keys = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| Jwk::from_json(item, i))
+            .collect::<Result<_, _>>()?;
+        Ok(Jwks { keys })
     }
 
     /// Appends the keys of another set (for several `signing_keys.urls`).
     pub fn extend(&mut self, other: Jwks) {
         self.keys.extend(other.keys);
-        self.skipped += other.skipped;
     }
 
     /// The Ed25519 keys, in order.
     pub fn keys(&self) -> &[Jwk] {
         &self.keys
-    }
-
-    /// Number of keys that were not OKP/Ed25519 and were ignored.
-    pub fn skipped(&self) -> usize {
-        self.skipped
     }
 
     /// Whether there is no usable key.
@@ -425,16 +436,36 @@ mod tests {
     }
 
     #[test]
-    fn skips_other_key_types() {
+    fn refuses_other_key_types() {
         let x = URL_NO_PAD.encode(hex::decode(RFC_X).unwrap());
-        let set = json!({"keys":[
-            {"kty":"oct","k":"c2VjcmV0","kid":"hmac"},
-            {"kty":"RSA","n":"AQAB","e":"AQAB","kid":"rsa"},
-            {"kty":"OKP","crv":"X25519","x":x},
-            {"kty":"OKP","crv":"Ed25519","x":x,"kid":"pub"}
-        ]});
+        for (key, named) in [
+            (
+                json!({"kty":"oct","k":"c2VjcmV0","kid":"hmac"}),
+                r#"kty "oct" kid "hmac""#,
+            ),
+            (
+                json!({"kty":"RSA","n":"AQAB","e":"AQAB","alg":"RS256","kid":"rsa"}),
+                r#"kty "RSA" alg "RS256" kid "rsa""#,
+            ),
+            (
+                json!({"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"c2VjcmV0"}),
+                r#"kty "EC" crv "P-256""#,
+            ),
+            (json!({"kty":"OKP","crv":"X25519","x":x}), r#"crv "X25519""#),
+        ] {
+            let set = json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":x,"kid":"pub"}, key]});
+            let err = Jwks::from_json(set.to_string().as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("key 1 (") && err.contains(named), "{err}");
+            assert!(
+                err.contains("EdDSA") && err.contains("talos jwk generate eddsa"),
+                "{err}"
+            );
+            assert!(!err.contains("c2VjcmV0"), "no key material in {err}");
+        }
+        let set = json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":x,"kid":"pub"}]});
         let jwks = Jwks::from_json(set.to_string().as_bytes()).unwrap();
-        assert_eq!((jwks.len(), jwks.skipped()), (1, 3));
         assert_eq!(
             jwks.public_jwks(),
             json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":x,"kid":"pub","alg":"EdDSA"}]})

@@ -25,7 +25,7 @@ const HMAC_SECRET: &str = "preview-hmac-secret-minimum-32-chars-long";
 const RETIRED_SECRET: &str = "previous-hmac-secret-rotated-out-on-2026-03-01-padded-to-64chars-";
 
 /// The `signing_keys.urls` entry of `shared/conformance/quickstart-config.yaml` (docs quickstart).
-const QUICKSTART_JWKS_URL: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
+const QUICKSTART_JWKS_URL: &str = talos_test_support::QUICKSTART_JWKS;
 
 fn keyring() -> Keyring {
     Keyring::new(

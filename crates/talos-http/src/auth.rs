@@ -1,11 +1,14 @@
 //! Admin token authentication: every `/v2alpha1/admin/*` route is wrapped with the scope it needs
 //! (see [`scope_of`]); while `serve.http.admin_auth.tokens` is non-empty, a request needs
-//! `Authorization: Bearer <token>` whose digest matches a configured token with that scope.
+//! `Authorization: Bearer <token>` whose digest matches a configured token with that scope. The
+//! tokens live in [`Access`], swapped as a whole when the configuration is reloaded.
 //!
 //! The middleware sits on the route, not the app: it runs only on admin routes (the public verify
 //! path pays nothing) and before the handler reads the body.
 
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -14,13 +17,16 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{ResponseError, web};
 use talos_core::LogThrottle;
-use talos_core::admin_auth::Scope;
 
 use crate::AppState;
+use crate::admin_tokens::{AdminTokens, Scope};
 use crate::endpoints::{Endpoint, Method};
 use crate::error::ApiError;
 use crate::guard::HostPolicy;
 use crate::planes::Plane;
+use crate::self_service::SelfService;
+use talos_api::Code;
+use talos_api::error::reason;
 
 /// `WWW-Authenticate` of a 401 from an admin route.
 pub const CHALLENGE: &str = "Bearer realm=\"talos\"";
@@ -31,24 +37,50 @@ pub struct Access {
     pub plane: Plane,
     /// Accepted `Host` values.
     pub hosts: HostPolicy,
+    /// `serve.http.admin_auth.tokens`, as digests; empty = the admin API is open.
+    admin_tokens: ArcSwap<AdminTokens>,
     /// At most one "admin authentication failed" log line per interval (the metric counts all).
     failures: LogThrottle,
+    /// Who a self-service request is from (`self_service.*`; off by default).
+    pub self_service: SelfService,
 }
 
 impl Access {
+    /// Serves `plane` to any host, with the admin API open (no tokens).
     pub fn new(plane: Plane) -> Self {
         Access {
             plane,
             hosts: HostPolicy::any(),
+            admin_tokens: Default::default(),
             failures: LogThrottle::new(Duration::from_secs(10)),
+            self_service: SelfService::default(),
         }
     }
-}
 
-impl Access {
+    pub fn with_self_service(mut self, self_service: SelfService) -> Self {
+        self.self_service = self_service;
+        self
+    }
+
     pub fn with_hosts(mut self, hosts: HostPolicy) -> Self {
         self.hosts = hosts;
         self
+    }
+
+    pub fn with_admin_tokens(self, tokens: AdminTokens) -> Self {
+        self.set_admin_tokens(tokens);
+        self
+    }
+
+    /// Replaces the admin tokens (a configuration reload); requests already past the check keep
+    /// the token they were admitted with.
+    pub fn set_admin_tokens(&self, tokens: AdminTokens) {
+        self.admin_tokens.store(tokens.into());
+    }
+
+    /// No admin token configured: anyone who reaches an admin route may use it.
+    pub fn admin_api_open(&self) -> bool {
+        self.admin_tokens.load().is_empty()
     }
 }
 
@@ -97,23 +129,23 @@ pub async fn require(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(req).await;
     };
-    let runtime = state.service.runtime();
-    if runtime.admin_tokens.is_empty() {
+    let tokens = state.access.admin_tokens.load();
+    if tokens.is_empty() {
         return next.call(req).await;
     }
-    let principal = bearer(&req).and_then(|t| runtime.admin_tokens.authenticate(t));
+    let principal = bearer(&req).and_then(|t| tokens.authenticate(t));
     let refusal = match principal {
         Some(p) if p.allows(scope) => {
             let name = p.name.clone();
-            drop(runtime);
+            drop(tokens);
             return talos_core::audit::with_admin_token(name, next.call(req)).await;
         }
         Some(p) => {
             failed(&state, &req, "permission_denied", &p.name);
             ApiError::new(
                 StatusCode::FORBIDDEN,
-                "PERMISSION_DENIED",
-                "PERMISSION_DENIED",
+                Code::PermissionDenied,
+                reason::PERMISSION_DENIED,
                 format!("the admin token lacks the scope {scope}"),
             )
             .error_response()
@@ -122,8 +154,8 @@ pub async fn require(
             failed(&state, &req, "unauthenticated", "");
             let mut resp = ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "UNAUTHENTICATED",
+                Code::Unauthenticated,
+                reason::UNAUTHENTICATED,
                 "a valid admin token is required: send Authorization: Bearer <token>",
             )
             .error_response();

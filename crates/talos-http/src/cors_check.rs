@@ -4,14 +4,20 @@
 
 use actix_web::http::header::HeaderName;
 use actix_web::http::{Method, Uri};
-use talos_core::config::CorsConfig;
+use talos_core::config::ConfigError;
+
+use crate::config::CorsConfig;
 
 /// Every origin, method and header of an enabled CORS config must parse; nothing is dropped
 /// silently.
-pub fn check_cors(c: &CorsConfig) -> Result<(), String> {
+pub fn check_cors(c: &CorsConfig) -> Result<(), ConfigError> {
     if !c.enabled {
         return Ok(());
     }
+    let unusable = |key: &str, reason: String| ConfigError::Unusable {
+        key: format!("serve.http.cors.{key}"),
+        reason,
+    };
     for o in c.allowed_origins.iter().filter(|o| o.as_str() != "*") {
         let ok = o.parse::<Uri>().is_ok_and(|u| {
             u.scheme().is_some()
@@ -19,14 +25,15 @@ pub fn check_cors(c: &CorsConfig) -> Result<(), String> {
                 && u.path_and_query().is_none_or(|p| p == "/")
         });
         if !ok || o.ends_with('/') {
-            return Err(format!(
-                "serve.http.cors.allowed_origins: {o:?} is not an origin (scheme://host[:port], or \"*\")"
+            return Err(unusable(
+                "allowed_origins",
+                format!("{o:?} is not an origin (scheme://host[:port], or \"*\")"),
             ));
         }
     }
     for m in &c.allowed_methods {
         m.parse::<Method>()
-            .map_err(|_| format!("serve.http.cors.allowed_methods: {m:?} is not an HTTP method"))?;
+            .map_err(|_| unusable("allowed_methods", format!("{m:?} is not an HTTP method")))?;
     }
     for (key, list) in [
         ("allowed_headers", &c.allowed_headers),
@@ -34,7 +41,7 @@ pub fn check_cors(c: &CorsConfig) -> Result<(), String> {
     ] {
         for h in list {
             h.parse::<HeaderName>()
-                .map_err(|_| format!("serve.http.cors.{key}: {h:?} is not a header name"))?;
+                .map_err(|_| unusable(key, format!("{h:?} is not a header name")))?;
         }
     }
     Ok(())
@@ -68,7 +75,7 @@ mod tests {
             "https://app.example.com/",
             "",
         ] {
-            let err = check_cors(&with_origins(&[bad])).unwrap_err();
+            let err = check_cors(&with_origins(&[bad])).unwrap_err().to_string();
             assert!(err.contains("serve.http.cors.allowed_origins"), "{err}");
         }
         // Disabled: not checked (the values have no effect).
@@ -77,9 +84,19 @@ mod tests {
         assert!(check_cors(&off).is_ok());
         let mut m = with_origins(&["*"]);
         m.allowed_methods = vec!["GET".into(), "BAD METHOD".into()];
-        assert!(check_cors(&m).unwrap_err().contains("allowed_methods"));
+        assert!(
+            check_cors(&m)
+                .unwrap_err()
+                .to_string()
+                .contains("allowed_methods")
+        );
         let mut h = with_origins(&["*"]);
         h.allowed_headers = vec!["bad header".into()];
-        assert!(check_cors(&h).unwrap_err().contains("allowed_headers"));
+        assert!(
+            check_cors(&h)
+                .unwrap_err()
+                .to_string()
+                .contains("allowed_headers")
+        );
     }
 }

@@ -3,8 +3,10 @@
 
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{Resource, Route};
+use talos_api as api;
+use talos_api::schema::SchemaFn;
 
-use crate::handlers::{imported, issued, misc, verify};
+use crate::handlers::{gateway, imported, issued, metering, misc, self_service, verify};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -12,6 +14,8 @@ pub enum Method {
     Post,
     Patch,
     Delete,
+    /// Every method (Envoy's `ext_authz` forwards the client's); documented as `get`.
+    Any,
 }
 
 impl Method {
@@ -21,6 +25,7 @@ impl Method {
             Method::Post => "post",
             Method::Patch => "patch",
             Method::Delete => "delete",
+            Method::Any => "get",
         }
     }
 }
@@ -34,14 +39,18 @@ pub struct Endpoint {
     pub operation_id: &'static str,
     pub summary: &'static str,
     pub tag: &'static str,
-    /// Schema name of the JSON body, if any.
-    pub request: Option<&'static str>,
-    /// Success status and its schema name (`None` = empty body).
-    pub success: (u16, Option<&'static str>),
+    /// The JSON body's type, if any (its schema goes into the document).
+    pub request: Option<SchemaFn>,
+    /// Success status and its body's type (`None` = empty body).
+    pub success: (u16, Option<SchemaFn>),
     /// Error statuses besides 400/404/405/413/500/503, which every route may answer.
     pub errors: &'static [u16],
-    /// Query parameters: (name, JSON type).
+    /// Query parameters: (name, JSON type; `array` = a repeatable string).
     pub query: &'static [(&'static str, &'static str)],
+    /// Request headers the endpoint reads, documented as optional string parameters.
+    pub headers: &'static [&'static str],
+    /// The body of the statuses in `errors` when it is not the error envelope.
+    pub denial: Option<SchemaFn>,
 }
 
 const LIST_QUERY: &[(&str, &str)] = &[
@@ -53,7 +62,9 @@ const LIST_QUERY: &[(&str, &str)] = &[
 ];
 
 macro_rules! ep {
-    ($m:ident $path:literal => $h:path, $op:literal, $tag:literal, $summary:literal, req $req:expr, ok $code:literal $resp:expr, err $errs:expr, query $q:expr) => {
+    (@schema) => { None };
+    (@schema $t:ty) => { Some(api::schema::of::<$t> as SchemaFn) };
+    ($m:ident $path:literal => $h:path, $op:literal, $tag:literal, $summary:literal, req [$($req:ty)?], ok $code:literal [$($resp:ty)?], err $errs:expr, query $q:expr) => {
         Endpoint {
             method: Method::$m,
             path: $path,
@@ -62,69 +73,118 @@ macro_rules! ep {
                 Method::Post => web::post().to($h),
                 Method::Patch => web::patch().to($h),
                 Method::Delete => web::delete().to($h),
+                Method::Any => web::route().to($h),
             },
             operation_id: $op,
             summary: $summary,
             tag: $tag,
-            request: $req,
-            success: ($code, $resp),
+            request: ep!(@schema $($req)?),
+            success: ($code, ep!(@schema $($resp)?)),
             errors: $errs,
             query: $q,
+            headers: &[],
+            denial: None,
         }
     };
 }
 
+/// What gateway verify reads besides its body.
+const GATEWAY_HEADERS: &[&str] = &[
+    "Authorization",
+    talos_api::headers::API_KEY,
+    talos_api::headers::REQUIRED_SCOPES,
+];
+
+/// Gateway verify's refusals, each with a `GatewayDenial` body (`talos_api::gateway`).
+const GATEWAY_DENIALS: &[u16] = &[401, 402, 403, 429, 500];
+
 pub static ENDPOINTS: &[Endpoint] = &[
     ep!(Post "/v2alpha1/admin/issuedApiKeys" => issued::issue, "IssueApiKey", "issued", "Issue an API key; the secret is returned once.",
-        req Some("IssueRequest"), ok 201 Some("IssueResponse"), err &[402, 409], query &[]),
+        req [api::IssueApiKeyRequest], ok 201 [api::IssueApiKeyResponse], err &[402, 409], query &[]),
     ep!(Get "/v2alpha1/admin/issuedApiKeys" => issued::list, "ListIssuedApiKeys", "issued", "List issued keys, newest key id first.",
-        req None, ok 200 Some("ListIssuedApiKeysResponse"), err &[], query LIST_QUERY),
+        req [], ok 200 [api::ListIssuedApiKeysResponse], err &[], query LIST_QUERY),
     ep!(Get "/v2alpha1/admin/issuedApiKeys/{key_id}" => issued::get, "GetIssuedApiKey", "issued", "Get an issued key (never its secret).",
-        req None, ok 200 Some("ApiKey"), err &[], query &[]),
+        req [], ok 200 [api::ApiKey], err &[], query &[]),
     ep!(Patch "/v2alpha1/admin/issuedApiKeys/{key_id}" => issued::update, "UpdateIssuedApiKey", "issued", "Update fields by update mask.",
-        req Some("UpdateRequest"), ok 200 Some("ApiKey"), err &[], query &[("update_mask", "string")]),
+        req [api::UpdateApiKeyRequest], ok 200 [api::ApiKey], err &[], query &[("update_mask", "string")]),
     ep!(Post "/v2alpha1/admin/issuedApiKeys/{key_id}:rotate" => issued::rotate, "RotateIssuedApiKey", "issued", "Replace a key with a new one and revoke it.",
-        req Some("RotateRequest"), ok 201 Some("RotateResponse"), err &[409], query &[]),
+        req [api::RotateApiKeyRequest], ok 201 [api::RotateApiKeyResponse], err &[409], query &[]),
     ep!(Post "/v2alpha1/admin/issuedApiKeys/{key_id}:revoke" => issued::revoke, "RevokeIssuedApiKey", "issued", "Revoke an issued key.",
-        req Some("RevokeRequest"), ok 204 None, err &[409], query &[]),
+        req [api::RevokeApiKeyRequest], ok 204 [], err &[409], query &[]),
     ep!(Post "/v2alpha1/admin/importedApiKeys" => imported::import, "ImportApiKey", "imported", "Import an existing key; only a keyed hash is stored.",
-        req Some("ImportRequest"), ok 201 Some("ImportResponse"), err &[402, 409], query &[]),
+        req [api::ImportApiKeyRequest], ok 201 [api::ImportApiKeyResponse], err &[402, 409], query &[]),
     ep!(Get "/v2alpha1/admin/importedApiKeys" => imported::list, "ListImportedApiKeys", "imported", "List imported keys.",
-        req None, ok 200 Some("ListImportedApiKeysResponse"), err &[], query LIST_QUERY),
+        req [], ok 200 [api::ListImportedApiKeysResponse], err &[], query LIST_QUERY),
     ep!(Post "/v2alpha1/admin/importedApiKeys:batchCreate" => imported::batch_import, "BatchCreateImportedApiKeys", "imported", "Import up to 1000 keys; per-item results.",
-        req Some("BatchImportRequest"), ok 200 Some("BatchImportResponse"), err &[402, 409], query &[]),
+        req [api::BatchImportRequest], ok 200 [api::BatchImportResponse], err &[402, 409], query &[]),
     ep!(Post "/v2alpha1/admin/importedApiKeys:batchImport" => imported::batch_import, "BatchImportApiKeys", "imported", "Alias of batchCreate (the docs' path).",
-        req Some("BatchImportRequest"), ok 200 Some("BatchImportResponse"), err &[402, 409], query &[]),
+        req [api::BatchImportRequest], ok 200 [api::BatchImportResponse], err &[402, 409], query &[]),
     ep!(Get "/v2alpha1/admin/importedApiKeys/{key_id}" => imported::get, "GetImportedApiKey", "imported", "Get an imported key.",
-        req None, ok 200 Some("ApiKey"), err &[], query &[]),
+        req [], ok 200 [api::ApiKey], err &[], query &[]),
     ep!(Patch "/v2alpha1/admin/importedApiKeys/{key_id}" => imported::update, "UpdateImportedApiKey", "imported", "Update fields by update mask.",
-        req Some("UpdateRequest"), ok 200 Some("ApiKey"), err &[], query &[("update_mask", "string")]),
+        req [api::UpdateApiKeyRequest], ok 200 [api::ApiKey], err &[], query &[("update_mask", "string")]),
     ep!(Delete "/v2alpha1/admin/importedApiKeys/{key_id}" => imported::delete, "DeleteImportedApiKey", "imported", "Delete an imported key permanently.",
-        req None, ok 204 None, err &[], query &[]),
+        req [], ok 204 [], err &[], query &[]),
     ep!(Post "/v2alpha1/admin/importedApiKeys/{key_id}:revoke" => imported::revoke, "RevokeImportedApiKey", "imported", "Revoke an imported key.",
-        req Some("RevokeRequest"), ok 204 None, err &[409], query &[]),
+        req [api::RevokeApiKeyRequest], ok 204 [], err &[409], query &[]),
     ep!(Post "/v2alpha1/admin/apiKeys/{key_id}:revoke" => issued::revoke_any, "RevokeApiKey", "keys", "Revoke a key of either kind.",
-        req Some("RevokeRequest"), ok 204 None, err &[409], query &[]),
+        req [api::RevokeApiKeyRequest], ok 204 [], err &[409], query &[]),
     ep!(Post "/v2alpha1/admin/apiKeys:verify" => verify::verify, "VerifyApiKey", "keys", "Verify a credential: an issued or imported key, or a derived token.",
-        req Some("VerifyRequest"), ok 200 Some("VerifyResponse"), err &[], query &[]),
+        req [api::VerifyApiKeyRequest], ok 200 [api::VerifyApiKeyResponse<'static>], err &[], query &[]),
     ep!(Post "/v2alpha1/admin/apiKeys:batchVerify" => verify::batch_verify, "BatchVerifyApiKeys", "keys", "Verify up to 100 credentials.",
-        req Some("BatchVerifyRequest"), ok 200 Some("BatchVerifyResponse"), err &[], query &[]),
+        req [api::BatchVerifyApiKeysRequest], ok 200 [api::BatchVerifyApiKeysResponse<'static>], err &[], query &[]),
     ep!(Post "/v2alpha1/admin/apiKeys:derive" => verify::derive, "DeriveToken", "keys", "Derive a short-lived JWT or macaroon from a key.",
-        req Some("DeriveRequest"), ok 200 Some("DeriveResponse"), err &[401, 403, 409], query &[]),
+        req [api::DeriveTokenRequest], ok 200 [api::DeriveTokenResponse], err &[401, 403, 409], query &[]),
+    ep!(Post "/v2alpha1/admin/usage:ingest" => metering::ingest, "IngestUsage", "metering", "Record a usage event and debit its cost from the actor's balance; a repeated request_id is not debited again.",
+        req [api::IngestUsageRequest], ok 200 [api::IngestUsageResponse], err &[], query &[]),
+    ep!(Post "/v2alpha1/admin/actorBalances:setQuota" => metering::set_quota, "SetActorQuota", "metering", "Set an actor's balance quota (0 = unlimited); the remaining balance moves by the change.",
+        req [api::SetQuotaRequest], ok 200 [api::ActorBalance], err &[], query &[]),
+    ep!(Post "/v2alpha1/admin/actorBalances:topUp" => metering::top_up, "TopUpActorBalance", "metering", "Add to an actor's remaining balance.",
+        req [api::TopUpRequest], ok 200 [api::ActorBalance], err &[], query &[]),
+    ep!(Get "/v2alpha1/admin/actorBalances/{actor_id}" => metering::get_balance, "GetActorBalance", "metering", "An actor's balance (zeros when it has none).",
+        req [], ok 200 [api::ActorBalance], err &[], query &[]),
+    ep!(Post "/v2alpha1/self/issuedApiKeys" => self_service::issue, "SelfIssueApiKey", "self", "Issue a key for the calling actor (named by the trusted proxy).",
+        req [api::SelfIssueApiKeyRequest], ok 201 [api::IssueApiKeyResponse], err &[401, 402, 403, 409], query &[]),
+    ep!(Get "/v2alpha1/self/issuedApiKeys" => self_service::list, "SelfListIssuedApiKeys", "self", "The calling actor's issued keys, newest key id first.",
+        req [], ok 200 [api::ListIssuedApiKeysResponse], err &[401, 403], query &[("page_size", "integer"), ("page_token", "string")]),
+    ep!(Post "/v2alpha1/self/issuedApiKeys/{key_id}:revoke" => self_service::revoke, "SelfRevokeIssuedApiKey", "self", "Revoke one of the calling actor's keys (another actor's key is not found).",
+        req [api::RevokeApiKeyRequest], ok 204 [], err &[401, 403, 409], query &[]),
+    ep!(Get "/v2alpha1/self/actorBalance" => self_service::balance, "SelfGetActorBalance", "self", "The calling actor's balance.",
+        req [], ok 200 [api::ActorBalance], err &[401, 403], query &[]),
+    ep!(Get "/v2alpha1/self/usageHistory" => self_service::usage_history, "SelfGetUsageHistory", "self", "The calling actor's usage records, newest first.",
+        req [], ok 200 [api::UsageHistoryResponse], err &[401, 403], query &[("limit", "integer")]),
     ep!(Post "/v2alpha1/apiKeys:selfRevoke" => verify::self_revoke, "SelfRevokeApiKey", "public", "Revoke a key by presenting it.",
-        req Some("SelfRevokeRequest"), ok 200 Some("Empty"), err &[], query &[]),
+        req [api::SelfRevokeApiKeyRequest], ok 200 [api::Empty], err &[], query &[]),
+    Endpoint {
+        headers: GATEWAY_HEADERS,
+        denial: Some(api::schema::of::<api::GatewayDenial<'static>>),
+        ..ep!(Get "/gateway/verify" => gateway::verify, "GatewayVerify", "gateway", "Forward auth for reverse proxies: the credential from `Authorization: Bearer` or `X-API-Key`; 200 with identity headers, or 401/402/403/429.",
+            req [], ok 200 [api::GatewayVerifyResponse<'static>], err GATEWAY_DENIALS, query &[("scope", "array")])
+    },
+    Endpoint {
+        headers: GATEWAY_HEADERS,
+        denial: Some(api::schema::of::<api::GatewayDenial<'static>>),
+        ..ep!(Post "/gateway/verify" => gateway::verify, "GatewayVerifyPost", "gateway", "Forward auth: the credential from the JSON body, else the headers, as for GET.",
+            req [api::GatewayVerifyRequest], ok 200 [api::GatewayVerifyResponse<'static>], err GATEWAY_DENIALS, query &[("scope", "array")])
+    },
+    Endpoint {
+        headers: GATEWAY_HEADERS,
+        denial: Some(api::schema::of::<api::GatewayDenial<'static>>),
+        ..ep!(Any "/gateway/verify/{path}" => gateway::verify_forwarded, "GatewayVerifyForwarded", "gateway", "Envoy `ext_authz` form (`path_prefix: /gateway/verify`): any method, any path below; the credential from the headers only, required scopes from `X-Talos-Required-Scopes` only.",
+            req [], ok 200 [api::GatewayVerifyResponse<'static>], err GATEWAY_DENIALS, query &[])
+    },
     ep!(Get "/v2alpha1/derivedKeys/jwks.json" => misc::jwks, "GetJwks", "public", "Public keys of derived JWTs.",
-        req None, ok 200 Some("JwksResponse"), err &[], query &[]),
+        req [], ok 200 [api::JwksResponse], err &[], query &[]),
     ep!(Get "/.well-known/jwks.json" => misc::well_known_jwks, "GetWellKnownJwks", "public", "Public keys of derived JWTs (RFC 8414 location).",
-        req None, ok 200 Some("Jwks"), err &[], query &[]),
+        req [], ok 200 [api::Jwks], err &[], query &[]),
     ep!(Get "/health/alive" => misc::alive, "IsAlive", "health", "The process is up.",
-        req None, ok 200 Some("Status"), err &[], query &[]),
+        req [], ok 200 [api::HealthStatus], err &[], query &[]),
     ep!(Get "/health/ready" => misc::ready, "IsReady", "health", "The database (and Redis, for the Redis cache) answers within 1 s and a secret is configured; otherwise 503 naming the dependency (`database`, `cache`, `secrets`).",
-        req None, ok 200 Some("Status"), err &[], query &[]),
+        req [], ok 200 [api::HealthStatus], err &[], query &[]),
     ep!(Get "/version" => misc::version, "GetVersion", "health", "Build information.",
-        req None, ok 200 Some("Version"), err &[], query &[]),
+        req [], ok 200 [api::VersionInfo], err &[], query &[]),
     ep!(Get "/openapi.json" => misc::openapi, "GetOpenApi", "health", "This document.",
-        req None, ok 200 None, err &[], query &[]),
+        req [], ok 200 [], err &[], query &[]),
 ];
 
 /// Health endpoints are also served on the metrics port.
@@ -133,9 +193,23 @@ pub fn is_health(e: &Endpoint) -> bool {
 }
 
 /// The actix path of an OpenAPI path: ids never contain `/` or `:`, so `/{id}` cannot swallow
-/// `/{id}:rotate`.
+/// `/{id}:rotate`; `{path}` (gateway verify's Envoy form) is the rest of the path, slashes and all.
 fn actix_path(path: &str) -> String {
     path.replace("{key_id}", "{key_id:[^/:]+}")
+        .replace("{path}", "{path:.*}")
+}
+
+/// The route pattern (as actix reports it in `match_pattern`) a request path would match, or
+/// `None`. For the rare request that never reaches the router's answer (the client went away):
+/// it builds a matcher per endpoint, which the hot path must not do.
+pub(crate) fn route_of(path: &str) -> Option<String> {
+    let mut paths: Vec<&str> = ENDPOINTS.iter().map(|e| e.path).collect();
+    // The registration order (static paths first), so the same pattern wins.
+    paths.sort_by_key(|p| p.contains('{'));
+    paths
+        .into_iter()
+        .map(actix_path)
+        .find(|p| actix_web::dev::ResourceDef::new(p.as_str()).is_match(path))
 }
 
 /// Registers `endpoints`, one resource per path; other methods answer 405 in the envelope.

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use actix_web::web::{Bytes, Payload};
 use futures_util::StreamExt;
+use talos_api::Code;
+use talos_api::error::reason;
 use talos_core::CacheMode;
 use uuid::Uuid;
 
@@ -23,9 +25,15 @@ pub async fn read_body(mut payload: Payload) -> Result<Bytes, ApiError> {
             if crate::limits::is_body_timeout(&e) {
                 ApiError::new(
                     actix_web::http::StatusCode::REQUEST_TIMEOUT,
-                    "DEADLINE_EXCEEDED",
-                    "REQUEST_TIMEOUT",
+                    Code::DeadlineExceeded,
+                    reason::REQUEST_TIMEOUT,
                     crate::limits::BODY_TIMEOUT,
+                )
+            } else if matches!(e, actix_web::error::PayloadError::Incomplete(_)) {
+                // The connection closed before the body was complete: the client went away.
+                // Nobody reads this answer; its status is what the log and metrics record.
+                ApiError::cancelled(
+                    "the client closed the connection before sending the whole body",
                 )
             } else {
                 ApiError::bad(format!("cannot read request body: {e}"))
@@ -34,8 +42,8 @@ pub async fn read_body(mut payload: Payload) -> Result<Bytes, ApiError> {
         if buf.len() + chunk.len() > MAX_BODY {
             return Err(ApiError::new(
                 actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "RESOURCE_EXHAUSTED",
-                "PAYLOAD_TOO_LARGE",
+                Code::ResourceExhausted,
+                reason::PAYLOAD_TOO_LARGE,
                 "request body exceeds the 4 MiB limit",
             ));
         }

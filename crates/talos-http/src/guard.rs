@@ -4,7 +4,8 @@
 //!   `ORIGIN_NOT_ALLOWED`): bodies are parsed as JSON whatever their content type, so without this
 //!   any web page could drive the admin API of a server its visitor's browser can reach (a
 //!   cross-site form post needs no preflight). Clients without `Origin` (curl, SDKs, the CLI) are
-//!   unaffected. `GET` of the public JWKS stays open to browsers.
+//!   unaffected. `GET` of the public JWKS stays open to browsers, and gateway verify to the
+//!   browser requests a proxy relays.
 //! - `Host` must be one the operator expects (421 `HOST_NOT_ALLOWED`): `serve.http.allowed_hosts`,
 //!   or, when unset and bound to a loopback address, only loopback names, which stops DNS
 //!   rebinding of a local server. The networks' hostnames are allowed under multitenancy.
@@ -17,6 +18,8 @@ use actix_web::{ResponseError, web};
 
 use crate::AppState;
 use crate::error::ApiError;
+use talos_api::Code;
+use talos_api::error::reason;
 
 /// Which `Host` values are accepted.
 #[derive(Debug, Clone, Default)]
@@ -79,12 +82,20 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// Whether `serve.http.cors` lets `origin` call the API.
-fn origin_allowed(cors: &talos_core::config::CorsConfig, origin: &str) -> bool {
+pub(crate) fn origin_allowed(cors: &crate::config::CorsConfig, origin: &str) -> bool {
     cors.enabled
         && cors
             .allowed_origins
             .iter()
             .any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+/// Gateway verify: the proxy relays the headers of its client's request, whose `Origin` is about
+/// the proxied application, not about Talos. The answer only says whether the presented
+/// credential is valid, which its presenter knows, and changes nothing.
+fn is_gateway(req: &ServiceRequest) -> bool {
+    let p = req.path();
+    p == "/gateway/verify" || p.starts_with("/gateway/verify/")
 }
 
 fn is_public_jwks(req: &ServiceRequest) -> bool {
@@ -114,20 +125,21 @@ pub async fn browser_and_host(
     let refusal = if !state.access.hosts.allows(host.as_deref()) {
         Some(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
-            "FAILED_PRECONDITION",
-            "HOST_NOT_ALLOWED",
+            Code::FailedPrecondition,
+            reason::HOST_NOT_ALLOWED,
             "this server does not answer for the requested host (serve.http.allowed_hosts)",
         ))
     } else if let Some(origin) = req.headers().get(header::ORIGIN)
         && !is_public_jwks(&req)
+        && !is_gateway(&req)
         && !origin
             .to_str()
-            .is_ok_and(|o| origin_allowed(&state.cors, o))
+            .is_ok_and(|o| origin_allowed(&state.cors.get(), o))
     {
         Some(ApiError::new(
             StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "ORIGIN_NOT_ALLOWED",
+            Code::PermissionDenied,
+            reason::ORIGIN_NOT_ALLOWED,
             "requests from this browser origin are not allowed (serve.http.cors)",
         ))
     } else {
@@ -179,7 +191,7 @@ mod tests {
 
     #[test]
     fn origins() {
-        let mut cors = talos_core::config::CorsConfig::default();
+        let mut cors = crate::config::CorsConfig::default();
         assert!(
             !origin_allowed(&cors, "https://a.example"),
             "CORS off: none"

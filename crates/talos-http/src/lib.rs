@@ -1,60 +1,69 @@
 #![doc = include_str!("../README.md")]
 #![recursion_limit = "512"]
 
+pub mod admin_tokens;
 pub mod auth;
+pub mod config;
+mod cors;
 mod cors_check;
+mod disconnect;
 pub mod endpoints;
 mod error;
 pub mod extract;
+mod gateway_limit;
 pub mod guard;
 mod handlers;
+mod http_metrics;
 mod limits;
+mod live;
 mod middleware;
 pub mod openapi;
 pub mod planes;
+pub mod self_service;
+pub mod trace;
 pub mod wire;
 
 pub use auth::Access;
 pub use cors_check::check_cors;
 pub use error::{ApiError, ApiResult};
 pub use extract::ClientIpSource;
+pub use gateway_limit::FailureLimit;
 pub use guard::HostPolicy;
 pub use limits::Limits;
+pub use live::Live;
 pub use planes::Plane;
+pub use self_service::{SelfService, SelfServiceConfig};
 
 use std::sync::Arc;
 
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{App, HttpServer, Route};
-use serde::Serialize;
 use talos_core::Service;
 
 use handlers::misc;
 
 /// Build metadata served at `/version`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BuildInfo {
-    pub version: String,
-    pub commit: String,
-    pub build_time: String,
-    pub config_hash: String,
-}
+pub type BuildInfo = talos_api::VersionInfo;
 
-/// Everything handlers share.
+/// Everything handlers share. [`Live`] fields reload with the configuration file.
 pub struct AppState {
     pub service: Arc<Service>,
     pub build: BuildInfo,
-    pub client_ip_source: ClientIpSource,
+    pub client_ip_source: Live<ClientIpSource>,
     pub trust_forwarded_host: bool,
-    pub exclude_health_from_log: bool,
+    /// `serve.http.request_log.exclude_health_endpoints`.
+    pub exclude_health_from_log: Live<bool>,
     /// Renders the Prometheus exposition (the recorder lives in the binary); `None` = no `/metrics`.
     pub metrics: Option<MetricsRender>,
-    /// `serve.http.cors`: browser access to the API (off by default).
-    pub cors: talos_core::config::CorsConfig,
+    /// `serve.http.cors`: browser access to the API (off by default); check a new value with
+    /// [`check_cors`] before setting it.
+    pub cors: Live<crate::config::CorsConfig>,
     /// Access control: admin-token failure logging (tokens themselves live in the runtime snapshot).
     pub access: Access,
     /// Request and body deadlines, load shedding.
     pub limits: Limits,
+    /// Failed gateway verifications per client address (`serve.http.gateway.failure_limit`).
+    pub gateway_failures: FailureLimit,
     /// Set on shutdown: readiness fails and connections are not kept alive.
     pub draining: Draining,
 }
@@ -105,43 +114,6 @@ pub fn health_routes(cfg: &mut ServiceConfig) {
     );
 }
 
-/// CORS from `serve.http.cors` (applied only when `enabled`).
-fn cors(c: &talos_core::config::CorsConfig) -> actix_cors::Cors {
-    let mut cors = actix_cors::Cors::default();
-    if c.allowed_origins.iter().any(|o| o == "*") {
-        cors = cors.allow_any_origin();
-    } else {
-        for o in &c.allowed_origins {
-            cors = cors.allowed_origin(o);
-        }
-    }
-    let methods: Vec<actix_web::http::Method> = c
-        .allowed_methods
-        .iter()
-        .filter_map(|m| m.parse().ok())
-        .collect();
-    cors = cors.allowed_methods(methods);
-    let headers: Vec<actix_web::http::header::HeaderName> = c
-        .allowed_headers
-        .iter()
-        .filter_map(|h| h.parse().ok())
-        .collect();
-    cors = cors.allowed_headers(headers);
-    let exposed: Vec<actix_web::http::header::HeaderName> = c
-        .exposed_headers
-        .iter()
-        .filter_map(|h| h.parse().ok())
-        .collect();
-    cors = cors.expose_headers(exposed);
-    if c.allow_credentials {
-        cors = cors.supports_credentials();
-    }
-    if c.max_age > 0 {
-        cors = cors.max_age(c.max_age as usize);
-    }
-    cors
-}
-
 /// The complete actix application for `state`.
 pub fn app(
     state: web::Data<AppState>,
@@ -154,7 +126,6 @@ pub fn app(
         InitError = (),
     >,
 > {
-    let cors = actix_web::middleware::Condition::new(state.cors.enabled, cors(&state.cors));
     let plane = state.access.plane;
     App::new()
         .app_data(state)
@@ -162,7 +133,7 @@ pub fn app(
         .configure(|cfg| plane_routes(plane, cfg))
         .default_service(web::to(misc::not_found))
         .wrap(actix_web::middleware::from_fn(limits::body_deadline))
-        .wrap(cors)
+        .wrap(actix_web::middleware::from_fn(cors::cors))
         .wrap(actix_web::middleware::from_fn(guard::browser_and_host))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
         .wrap(actix_web::middleware::from_fn(limits::shed))
@@ -180,9 +151,15 @@ pub fn server(
     workers: usize,
     tls: Option<rustls::ServerConfig>,
 ) -> std::io::Result<actix_web::dev::Server> {
-    check_cors(&state.cors)
+    check_cors(&state.cors.get())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let s = HttpServer::new(move || app(state.clone()));
+    // `serve.http.client_timeout` bounds the request head too (actix answers a late head with
+    // 408 and closes the connection); actix's own default would be 5 s whatever the setting.
+    let head_timeout = state.limits.client_timeout;
+    // The connection hook before `listen`, which takes it as it is then.
+    let s = HttpServer::new(move || app(state.clone()))
+        .client_request_timeout(head_timeout)
+        .on_connect(disconnect::on_connect);
     let s = match tls {
         Some(config) => s.listen_rustls_0_23(listener, config)?,
         None => s.listen(listener)?,
@@ -194,7 +171,8 @@ pub fn server(
     Ok(s.run())
 }
 
-/// The metrics port: `/metrics`, `/health/alive`, `/health/ready`, `/version`.
+/// The metrics port: `/metrics` (and `/metrics/prometheus`, upstream's path for the same
+/// document), `/health/alive`, `/health/ready`, `/version`.
 pub fn health_server(
     state: web::Data<AppState>,
     listener: std::net::TcpListener,
@@ -204,6 +182,10 @@ pub fn health_server(
             .app_data(state.clone())
             .configure(health_routes)
             .service(resource("/metrics", vec![web::get().to(misc::metrics)]))
+            .service(resource(
+                "/metrics/prometheus",
+                vec![web::get().to(misc::metrics)],
+            ))
             .default_service(web::to(misc::not_found))
     })
     .listen(listener)?

@@ -1,13 +1,15 @@
 //! Bounded answers (decisions.md "Resilience"): a deadline per request, a deadline for the request
-//! body, and load shedding beyond a number of requests in flight per worker. Each is a small
-//! `from_fn` middleware reading its settings from [`crate::AppState::limits`].
+//! body, and load shedding, beyond a number of requests in flight per worker or when a worker's
+//! event loop runs late. Each is a small `from_fn` middleware reading its settings from
+//! [`crate::AppState::limits`].
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -21,8 +23,10 @@ use futures_util::Stream;
 
 use crate::AppState;
 use crate::error::ApiError;
+use talos_api::Code;
+use talos_api::error::reason;
 
-/// `serve.http.request_timeout`, `client_timeout` and `max_inflight`.
+/// `serve.http.request_timeout`, `client_timeout`, `max_inflight` and `max_queue_delay`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Longest a request may take before it is answered 503 `DEADLINE_EXCEEDED`.
@@ -31,6 +35,8 @@ pub struct Limits {
     pub client_timeout: Duration,
     /// Requests in flight per worker beyond which new ones are answered 503 `OVERLOADED`.
     pub max_inflight: usize,
+    /// Event-loop delay beyond which new requests are answered 503 `OVERLOADED`; zero = off.
+    pub max_queue_delay: Duration,
 }
 
 impl Default for Limits {
@@ -39,16 +45,18 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(15),
             client_timeout: Duration::from_secs(10),
             max_inflight: 1024,
+            max_queue_delay: Duration::from_millis(200),
         }
     }
 }
 
 impl Limits {
-    pub fn from_config(c: &talos_core::config::HttpConfig) -> Self {
+    pub fn from_config(c: &crate::config::HttpConfig) -> Self {
         Limits {
             request_timeout: c.request_timeout.get(),
             client_timeout: c.client_timeout.get(),
             max_inflight: c.max_inflight,
+            max_queue_delay: c.max_queue_delay.get(),
         }
     }
 }
@@ -85,8 +93,8 @@ pub async fn deadline(
             metrics::counter!("talos_http_deadline_exceeded_total").increment(1);
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "DEADLINE_EXCEEDED",
-                "DEADLINE_EXCEEDED",
+                Code::DeadlineExceeded,
+                reason::DEADLINE_EXCEEDED,
                 "the request did not complete within serve.http.request_timeout",
             )
             .into())
@@ -164,50 +172,165 @@ pub(crate) fn is_body_timeout(e: &PayloadError) -> bool {
     matches!(e, PayloadError::Io(io) if io.kind() == io::ErrorKind::TimedOut)
 }
 
-/// Requests in flight on one worker (each worker builds its own `App`, so its own counter).
+/// Load on one worker (each worker builds its own `App`, so its own copy): requests in flight,
+/// and how late its event loop runs.
 #[derive(Debug, Default)]
-pub(crate) struct Inflight(AtomicUsize);
+pub(crate) struct Inflight {
+    count: AtomicUsize,
+    lag: Arc<LoopLag>,
+}
+
+/// How often the lag ticker wakes. Short enough to notice overload within a few of its periods,
+/// long enough to cost nothing measurable (100 wake-ups a second per worker).
+const TICK: Duration = Duration::from_millis(10);
+
+/// A worker's event-loop delay, measured by a ticker task on that worker.
+///
+/// Why: requests waiting to be read sit in socket buffers and connection queues, where no
+/// in-flight counter sees them. On a cheap request (a cached verify) the worker never has many
+/// requests *inside* the app, yet each one waits for a full pass over every ready connection.
+/// A task that asks to wake every [`TICK`] waits in the same run queue, so how late it wakes is
+/// the queueing delay every request sees (the signal Node's `under-pressure` and Envoy's overload
+/// manager use). Two consecutive late ticks turn shedding on, so one long poll or one moment the
+/// process was not scheduled sheds nothing; the first punctual tick turns it off.
+#[derive(Debug, Default)]
+pub(crate) struct LoopLag {
+    started: AtomicBool,
+    /// The last tick's delay, in microseconds.
+    last_us: AtomicU64,
+    /// Consecutive ticks later than the threshold.
+    late_ticks: AtomicU64,
+    threshold_us: AtomicU64,
+}
+
+impl LoopLag {
+    /// Starts the ticker on the current worker the first time it is called.
+    fn ensure_started(self: &Arc<Self>, threshold: Duration) {
+        // Once per worker: the threshold comes from settings that do not change while it runs.
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.threshold_us
+            .store(threshold.as_micros() as u64, Ordering::Relaxed);
+        let weak = Arc::downgrade(self);
+        actix_web::rt::spawn(async move {
+            let mut due = Instant::now() + TICK;
+            loop {
+                tokio::time::sleep_until(due.into()).await;
+                let now = Instant::now();
+                let Some(lag) = weak.upgrade() else { return };
+                lag.record(now.saturating_duration_since(due));
+                due = now + TICK;
+            }
+        });
+    }
+
+    fn record(&self, late: Duration) {
+        let us = late.as_micros() as u64;
+        self.last_us.store(us, Ordering::Relaxed);
+        if us > self.threshold_us.load(Ordering::Relaxed) {
+            self.late_ticks.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.late_ticks.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// True while the worker's loop runs later than the threshold (two late ticks in a row).
+    fn overloaded(&self) -> bool {
+        self.late_ticks.load(Ordering::Relaxed) >= 2
+    }
+}
 
 /// Decrements the in-flight count when the request's future completes or is dropped.
 struct Admitted(Data<Inflight>);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Beyond `max_inflight` requests in flight on this worker, answers at once with 503
-/// `OVERLOADED` and `Retry-After: 1` instead of queueing. Runs inside [`deadline`], so a request
-/// finishing in the background after its deadline still counts.
+fn overloaded(message: &'static str) -> actix_web::HttpResponse {
+    metrics::counter!("talos_http_shed_total").increment(1);
+    let mut res = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unavailable,
+        reason::OVERLOADED,
+        message,
+    )
+    .error_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    res
+}
+
+/// Answers at once with 503 `OVERLOADED` and `Retry-After: 1` instead of queueing, beyond
+/// `max_inflight` requests in flight on this worker or while its event loop runs later than
+/// `max_queue_delay`. Runs inside [`deadline`], so a request finishing in the background after its
+/// deadline still counts.
 pub async fn shed(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let max = limits(&req).max_inflight;
-    let counter = req.app_data::<Data<Inflight>>().cloned();
-    let (Some(counter), true) = (counter, max > 0) else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    if counter.0.fetch_add(1, Ordering::AcqRel) >= max {
-        counter.0.fetch_sub(1, Ordering::AcqRel);
-        metrics::counter!("talos_http_shed_total").increment(1);
-        let mut res = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            "OVERLOADED",
-            "too many requests in flight; retry shortly",
-        )
-        .error_response();
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return Ok(req.into_response(res).map_into_right_body());
+    let limits = limits(&req);
+    // Held until the response is produced: the request counts as in flight meanwhile.
+    let mut _admitted = None;
+    if let Some(load) = req.app_data::<Data<Inflight>>().cloned() {
+        if !limits.max_queue_delay.is_zero() {
+            load.lag.ensure_started(limits.max_queue_delay);
+            if load.lag.overloaded() {
+                let res = overloaded("the server is behind on its queue; retry shortly");
+                return Ok(req.into_response(res).map_into_right_body());
+            }
+        }
+        if limits.max_inflight > 0 {
+            if load.count.fetch_add(1, Ordering::AcqRel) >= limits.max_inflight {
+                load.count.fetch_sub(1, Ordering::AcqRel);
+                let res = overloaded("too many requests in flight; retry shortly");
+                return Ok(req.into_response(res).map_into_right_body());
+            }
+            _admitted = Some(Admitted(load));
+        }
     }
-    let _admitted = Admitted(counter);
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose loop is blocked (here by a task that sleeps the thread) reports overload
+    /// after two late ticks, and recovers at the first punctual one.
+    #[actix_web::test]
+    async fn a_blocked_event_loop_is_overloaded_and_recovers() {
+        let lag = Arc::new(LoopLag::default());
+        lag.ensure_started(Duration::from_millis(30));
+        tokio::time::sleep(TICK * 5).await;
+        assert!(!lag.overloaded(), "an idle loop is punctual");
+        // Block the loop three times in a row, yielding between, as a busy worker would.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(80));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(
+            lag.overloaded(),
+            "late by {} us",
+            lag.last_us.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(TICK * 5).await;
+        assert!(!lag.overloaded(), "recovers once punctual");
+    }
+
+    /// One long poll is not overload: a single late tick sheds nothing.
+    #[actix_web::test]
+    async fn one_late_tick_is_not_overload() {
+        let lag = Arc::new(LoopLag::default());
+        lag.ensure_started(Duration::from_millis(30));
+        tokio::time::sleep(TICK * 3).await;
+        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!lag.overloaded());
+    }
 }

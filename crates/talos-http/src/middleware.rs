@@ -1,4 +1,5 @@
-//! Request id, security headers and the one-line request log.
+//! Request id, security headers and the one-line request log, inside the request span (which
+//! joins the caller's trace when tracing is on: `trace.rs`).
 
 use std::time::Instant;
 
@@ -8,23 +9,53 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
 
-const SECURITY_HEADERS: &[(&str, &str)] = &[
-    (
-        "strict-transport-security",
-        "max-age=31536000; includeSubDomains",
-    ),
-    ("x-frame-options", "DENY"),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "strict-origin-when-cross-origin"),
-    (
-        "content-security-policy",
-        "default-src 'self'; frame-ancestors 'none'",
-    ),
-];
+/// A request in flight. Dropped before [`InFlight::done`], the client went away before the
+/// answer: the connection was seen closed (`disconnect`), or the request's future was dropped.
+/// That is logged and counted as 499 `CANCELLED`, upstream's code for it, so abandoned requests
+/// show in the metrics instead of vanishing.
+struct InFlight {
+    start: Instant,
+    method: actix_web::http::Method,
+    path: String,
+    span: tracing::Span,
+    log: bool,
+    done: bool,
+}
+
+impl InFlight {
+    fn done(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let route = crate::endpoints::route_of(&self.path).unwrap_or_else(|| "unmatched".into());
+        let status = talos_api::error::CLIENT_CLOSED_REQUEST;
+        crate::http_metrics::request(&self.method, &route, status, elapsed);
+        if self.log {
+            let _g = self.span.enter();
+            tracing::info!(
+                event = "http_request",
+                method = crate::http_metrics::method_label(&self.method),
+                route = %route,
+                status,
+                code = talos_api::Code::Cancelled.as_str(),
+                latency_ms = elapsed * 1000.0,
+                "client closed the connection before the answer"
+            );
+        }
+    }
+}
 
 /// Echoes `X-Request-ID` (generated when missing, replaced when over 128 bytes or not visible
 /// ASCII), adds the security headers, and logs one line per request inside a span carrying the
-/// request id, so errors logged by handlers carry it too.
+/// request id, so errors logged by handlers carry it too. Counts every request, including the
+/// ones the client abandons (499, see [`InFlight`]).
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -37,18 +68,56 @@ pub async fn request_context(
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| (0x21..0x7f).contains(&b)))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().clone();
-    let path = req.path().to_string();
     let state = req.app_data::<actix_web::web::Data<crate::AppState>>();
-    let exclude = state.is_some_and(|s| s.exclude_health_from_log) && path.starts_with("/health/");
+    let path = req.path();
+    let exclude =
+        state.is_some_and(|s| s.exclude_health_from_log.value()) && path.starts_with("/health/");
     let draining = state.is_some_and(|s| s.draining.is_draining());
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if crate::trace::enabled() {
+        crate::trace::start(&span, &req);
+    }
+    let mut in_flight = InFlight {
+        start,
+        method: req.method().clone(),
+        path: req.path().to_string(),
+        span: span.clone(),
+        log: !exclude,
+        done: false,
+    };
+    let peer = req.conn_data::<crate::disconnect::Peer>().cloned();
+    let mut handler = next.call(req).instrument(span.clone());
+    let res = tokio::select! {
+        biased;
+        res = &mut handler => res,
+        () = crate::disconnect::client_gone(peer) => {
+            // Left to finish: see `disconnect`. `in_flight`, not done, logs and counts the 499.
+            actix_web::rt::spawn(async move {
+                let _ = handler.await;
+            });
+            return Err(crate::ApiError::cancelled(
+                "the client closed the connection before the answer",
+            )
+            .into());
+        }
+    };
+    in_flight.done();
+    let mut res = res?;
+    if crate::trace::enabled() {
+        crate::trace::finish(&span, res.status().as_u16());
+    }
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(HeaderName::from_static("x-request-id"), v);
     }
-    for (k, v) in SECURITY_HEADERS {
+    for (k, v) in talos_api::headers::SECURITY {
         headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
     }
 
@@ -63,71 +132,31 @@ pub async fn request_context(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
-    let status = res.status().as_u16().to_string();
+    let status = res.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
-    let method_label = method_label(&method);
-    metrics::counter!("http_requests_total", "method" => method_label, "route" => route.clone(), "code" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method_label, "route" => route.clone())
-        .record(elapsed);
+    let method = &in_flight.method;
+    crate::http_metrics::request(method, &route, status, elapsed);
     if let Some(cache) = res
         .headers()
-        .get("ory-talos-cache")
+        .get(talos_api::headers::CACHE)
         .and_then(|v| v.to_str().ok())
+        .and_then(talos_api::headers::CacheResult::parse)
     {
-        let result = match cache {
-            "HIT" => "hit",
-            "MISS" => "miss",
-            _ => "skip",
-        };
-        metrics::counter!("talos_cache_lookups_total", "result" => result).increment(1);
+        crate::http_metrics::cache_lookup(cache);
     }
     if !exclude {
         let _g = span.enter();
         tracing::info!(
             event = "http_request",
-            method = %method,
+            method = crate::http_metrics::method_label(method),
             // The route pattern, not the path: paths carry key ids, patterns do not.
             route = %route,
-            status = res.status().as_u16(),
+            status,
             latency_ms = elapsed * 1000.0,
         );
     }
     Ok(res)
 }
 
-/// The `method` label: a standard HTTP method, else `OTHER`. Clients choose the method, so using
-/// it raw would let them grow the metrics registry without bound.
-fn method_label(m: &actix_web::http::Method) -> &'static str {
-    use actix_web::http::Method;
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::method_label;
-    use actix_web::http::Method;
-
-    #[test]
-    fn method_labels_are_bounded() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::PATCH), "PATCH");
-        for raw in ["FOO", "get", "X-RANDOM-1234", "PROPFIND"] {
-            assert_eq!(
-                method_label(&Method::from_bytes(raw.as_bytes()).unwrap()),
-                "OTHER"
-            );
-        }
-    }
-}
+mod tests;

@@ -14,8 +14,9 @@ pub enum Plane {
 
 const JWKS: &[&str] = &["/v2alpha1/derivedKeys/jwks.json", "/.well-known/jwks.json"];
 
-/// Routes a key's holder calls without an admin token: self-revoke, and (when they exist) gateway
-/// verify and self-service. A new public route is added here.
+/// Routes a key's holder (or a proxy in front of a service) calls without an admin token:
+/// self-revoke, gateway verify and (when they exist) self-service. A new public route is added
+/// here.
 fn public_only(path: &str) -> bool {
     path == "/v2alpha1/apiKeys:selfRevoke"
         || path.starts_with("/gateway/")
@@ -75,6 +76,9 @@ mod tests {
         assert!(served(Plane::Public, "/v2alpha1/apiKeys:selfRevoke"));
         assert!(!served(Plane::Admin, "/v2alpha1/apiKeys:selfRevoke"));
         assert!(!served(Plane::Public, "/openapi.json"));
+        for p in ["/gateway/verify", "/gateway/verify/{path}"] {
+            assert!(served(Plane::Public, p) && !served(Plane::Admin, p), "{p}");
+        }
         for p in ["/.well-known/jwks.json", "/health/ready", "/version"] {
             assert!(served(Plane::Public, p) && served(Plane::Admin, p), "{p}");
         }

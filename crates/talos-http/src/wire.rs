@@ -1,288 +1,251 @@
-//! The JSON wire format: snake_case, enums by name (accepted by name or number), int64 as
-//! strings (accepted as number or string), RFC 3339 times, unset optional fields omitted.
+//! Between the wire types of `talos-api` and the domain types of `talos-core`: request bodies
+//! into service requests, keys and outcomes into response bodies, and JSON body parsing with
+//! errors that name the offending field.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Map;
+use talos_api as api;
 use talos_core::{
-    KeyRecord, KeySpec, RateLimitInput, RateLimitPolicy, RevocationReason, StoredStatus, Visibility,
+    Credits, CreditsInput, ImportRequest, KeyRecord, KeySpec, KeyStatus, RateLimitInput,
+    RateLimitPolicy, RefillInterval, RevocationReason, StoredStatus, Visibility,
 };
 
 use crate::error::ApiError;
 
-pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+pub fn key_status(s: KeyStatus) -> api::KeyStatus {
+    match s {
+        KeyStatus::Active => api::KeyStatus::Active,
+        KeyStatus::Revoked => api::KeyStatus::Revoked,
+        KeyStatus::Expired => api::KeyStatus::Expired,
+    }
 }
 
-// ---------------------------------------------------------------- enums
-
-/// A protobuf enum: its names in number order.
-pub trait ProtoEnum: Sized {
-    const NAMES: &'static [&'static str];
-    fn from_index(i: usize) -> Self;
+/// A status filter: `Unspecified` never reaches here (the filter grammar refuses it).
+pub fn key_status_in(s: api::KeyStatus) -> Option<KeyStatus> {
+    match s {
+        api::KeyStatus::Active => Some(KeyStatus::Active),
+        api::KeyStatus::Revoked => Some(KeyStatus::Revoked),
+        api::KeyStatus::Expired => Some(KeyStatus::Expired),
+        api::KeyStatus::Unspecified => None,
+    }
 }
 
-/// Parses an enum given by name or by number; unknown names are an error naming the accepted ones.
-pub fn enum_from_value<T: ProtoEnum>(v: &Value) -> Result<Option<T>, String> {
-    let idx = match v {
-        Value::Null => return Ok(None),
-        Value::String(s) => T::NAMES.iter().position(|n| n.eq_ignore_ascii_case(s)),
-        Value::Number(n) => n
-            .as_u64()
-            .map(|n| n as usize)
-            .filter(|n| *n < T::NAMES.len()),
-        _ => None,
+pub fn visibility(v: Visibility) -> api::KeyVisibility {
+    match v {
+        Visibility::Unspecified => api::KeyVisibility::Unspecified,
+        Visibility::Secret => api::KeyVisibility::Secret,
+        Visibility::Public => api::KeyVisibility::Public,
+    }
+}
+
+pub fn visibility_in(v: api::KeyVisibility) -> Visibility {
+    match v {
+        api::KeyVisibility::Unspecified => Visibility::Unspecified,
+        api::KeyVisibility::Secret => Visibility::Secret,
+        api::KeyVisibility::Public => Visibility::Public,
+    }
+}
+
+pub fn revocation_reason(r: RevocationReason) -> api::RevocationReason {
+    match r {
+        RevocationReason::Unspecified => api::RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise => api::RevocationReason::KeyCompromise,
+        RevocationReason::AffiliationChanged => api::RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded => api::RevocationReason::Superseded,
+        RevocationReason::PrivilegeWithdrawn => api::RevocationReason::PrivilegeWithdrawn,
+    }
+}
+
+pub fn revocation_reason_in(r: api::RevocationReason) -> RevocationReason {
+    match r {
+        api::RevocationReason::Unspecified => RevocationReason::Unspecified,
+        api::RevocationReason::KeyCompromise => RevocationReason::KeyCompromise,
+        api::RevocationReason::AffiliationChanged => RevocationReason::AffiliationChanged,
+        api::RevocationReason::Superseded => RevocationReason::Superseded,
+        api::RevocationReason::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+    }
+}
+
+pub fn rate_limit_policy(p: &RateLimitPolicy) -> api::RateLimitPolicy {
+    api::RateLimitPolicy {
+        quota: p.quota,
+        window: format!("{}s", p.window_secs),
+        unit: Some(api::enums::RATE_LIMIT_UNIT_REQUESTS.to_string()),
+    }
+}
+
+/// A key as the wire shows it; `status` is computed now (`EXPIRED` past the expiry).
+pub fn api_key(k: KeyRecord) -> api::ApiKey {
+    let status = key_status(k.status_at(chrono::Utc::now()));
+    let revocation_reason = (k.status == StoredStatus::Revoked)
+        .then(|| revocation_reason(k.revocation_reason.unwrap_or(RevocationReason::Unspecified)));
+    api::ApiKey {
+        status,
+        create_time: Some(k.create_time),
+        update_time: Some(k.update_time),
+        expire_time: k.expire_time,
+        last_used_time: k.last_used_time,
+        rate_limit_policy: k.rate_limit_policy.as_ref().map(rate_limit_policy),
+        revocation_reason,
+        revocation_description: k.revocation_description,
+        ip_restriction: k
+            .allowed_cidrs
+            .map(|allowed_cidrs| api::IpRestriction { allowed_cidrs }),
+        visibility: visibility(k.visibility),
+        credits: k.credits.as_ref().map(credits),
+        key_id: k.key_id,
+        name: k.name,
+        actor_id: k.actor_id,
+        scopes: k.scopes,
+        metadata: k.metadata,
+    }
+}
+
+pub fn refill_interval(i: RefillInterval) -> api::RefillInterval {
+    match i {
+        RefillInterval::Daily => api::RefillInterval::Daily,
+        RefillInterval::Monthly => api::RefillInterval::Monthly,
+    }
+}
+
+pub fn credits(c: &Credits) -> api::Credits {
+    api::Credits {
+        remaining: c.remaining,
+        refill: c.refill.map(|r| api::CreditsRefill {
+            amount: r.amount,
+            interval: refill_interval(r.interval),
+        }),
+        last_refill_time: Some(c.refilled_at),
+    }
+}
+
+/// Requested credits: a refill needs both its amount and its interval.
+pub fn credits_input(c: api::CreditsInput) -> Result<CreditsInput, ApiError> {
+    let refill = match c.refill {
+        None => None,
+        Some(api::CreditsRefillInput {
+            amount: Some(amount),
+            interval: Some(interval),
+        }) => Some((
+            amount,
+            match interval {
+                api::RefillInterval::Daily => RefillInterval::Daily,
+                api::RefillInterval::Monthly => RefillInterval::Monthly,
+            },
+        )),
+        Some(api::CreditsRefillInput { amount: None, .. }) => {
+            return Err(ApiError::bad("credits.refill.amount is required"));
+        }
+        Some(api::CreditsRefillInput { interval: None, .. }) => {
+            return Err(ApiError::bad(
+                "credits.refill.interval is required (daily or monthly)",
+            ));
+        }
     };
-    idx.map(|i| Some(T::from_index(i))).ok_or_else(|| {
-        format!(
-            "unknown enum value {v}; expected one of {}",
-            T::NAMES.join(", ")
-        )
+    Ok(CreditsInput {
+        remaining: c.remaining,
+        refill,
     })
 }
 
-/// `#[serde(deserialize_with)]` helper for optional enums.
-pub fn de_enum<'de, D: Deserializer<'de>, T: ProtoEnum>(d: D) -> Result<Option<T>, D::Error> {
-    let v = Value::deserialize(d)?;
-    enum_from_value(&v).map_err(D::Error::custom)
-}
-
-impl ProtoEnum for Visibility {
-    const NAMES: &'static [&'static str] = &[
-        "KEY_VISIBILITY_UNSPECIFIED",
-        "KEY_VISIBILITY_SECRET",
-        "KEY_VISIBILITY_PUBLIC",
-    ];
-    fn from_index(i: usize) -> Self {
-        [
-            Visibility::Unspecified,
-            Visibility::Secret,
-            Visibility::Public,
-        ][i]
+pub fn actor_balance(b: talos_core::ActorBalance) -> api::ActorBalance {
+    api::ActorBalance {
+        actor_id: b.actor_id,
+        quota_micros: b.quota_micros,
+        remaining_micros: b.remaining_micros,
     }
 }
 
-impl ProtoEnum for RevocationReason {
-    const NAMES: &'static [&'static str] = &[
-        "REVOCATION_REASON_UNSPECIFIED",
-        "REVOCATION_REASON_KEY_COMPROMISE",
-        "REVOCATION_REASON_AFFILIATION_CHANGED",
-        "REVOCATION_REASON_SUPERSEDED",
-        "REVOCATION_REASON_PRIVILEGE_WITHDRAWN",
-    ];
-    fn from_index(i: usize) -> Self {
-        RevocationReason::from_i16(i as i16)
+pub fn usage_record(r: talos_core::UsageRecord) -> api::UsageRecord {
+    api::UsageRecord {
+        actor_id: r.actor_id,
+        key_id: r.key_id,
+        usage_type: r.usage_type,
+        usage_amount: r.usage_amount,
+        cost_micros: r.cost_micros,
+        model: r.model,
+        request_id: r.request_id,
+        session_id: r.session_id,
+        create_time: Some(r.create_time),
     }
 }
 
-impl ProtoEnum for talos_core::TokenAlgorithm {
-    const NAMES: &'static [&'static str] = &[
-        "TOKEN_ALGORITHM_UNSPECIFIED",
-        "TOKEN_ALGORITHM_JWT",
-        "TOKEN_ALGORITHM_MACAROON",
-    ];
-    fn from_index(i: usize) -> Self {
-        if i == 2 {
-            talos_core::TokenAlgorithm::Macaroon
-        } else {
-            talos_core::TokenAlgorithm::Jwt
-        }
+/// A requested rate limit: the unit must be one the API names, and a window is required.
+pub fn rate_limit_input(p: api::RateLimitPolicyInput) -> Result<RateLimitInput, ApiError> {
+    if let Some(u) = p.unit.as_deref().filter(|u| !u.is_empty())
+        && !api::enums::RATE_LIMIT_UNITS.contains(&u)
+    {
+        return Err(ApiError::bad(format!(
+            "rate_limit_policy.unit {u:?} is not supported"
+        )));
     }
-}
-
-pub fn visibility_name(v: Visibility) -> &'static str {
-    Visibility::NAMES[match v {
-        Visibility::Unspecified => 0,
-        Visibility::Secret => 1,
-        Visibility::Public => 2,
-    }]
-}
-
-pub fn status_name(s: talos_core::KeyStatus) -> &'static str {
-    match s {
-        talos_core::KeyStatus::Active => "KEY_STATUS_ACTIVE",
-        talos_core::KeyStatus::Revoked => "KEY_STATUS_REVOKED",
-        talos_core::KeyStatus::Expired => "KEY_STATUS_EXPIRED",
+    if p.window.is_empty() {
+        return Err(ApiError::bad("rate_limit_policy.window is required"));
     }
+    Ok(RateLimitInput {
+        quota: p.quota.unwrap_or(0),
+        window: p.window,
+    })
 }
 
-// ---------------------------------------------------------------- scalars
-
-/// int64: a JSON number or a decimal string.
-pub fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| D::Error::custom("expected a 64-bit integer")),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| D::Error::custom(format!("expected an integer, got {s:?}"))),
-        other => Err(D::Error::custom(format!(
-            "expected an integer, got {other}"
-        ))),
-    }
+/// The fields issue and import share.
+#[allow(clippy::too_many_arguments)]
+fn key_spec(
+    name: String,
+    actor_id: String,
+    scopes: Vec<String>,
+    metadata: Option<api::JsonObject>,
+    ttl: Option<String>,
+    rate_limit_policy: Option<api::RateLimitPolicyInput>,
+    ip_restriction: Option<api::IpRestriction>,
+    visibility: Option<api::KeyVisibility>,
+    request_id: Option<String>,
+    credits: Option<api::CreditsInput>,
+) -> Result<KeySpec, ApiError> {
+    Ok(KeySpec {
+        name,
+        actor_id,
+        scopes,
+        metadata: metadata.unwrap_or_default(),
+        ttl,
+        rate_limit_policy: rate_limit_policy.map(rate_limit_input).transpose()?,
+        allowed_cidrs: ip_restriction.map(|r| r.allowed_cidrs),
+        visibility: visibility.map(visibility_in),
+        request_id,
+        credits: credits.map(credits_input).transpose()?,
+    })
 }
 
-// ---------------------------------------------------------------- key output
-
-#[derive(Serialize)]
-pub struct RateLimitOut {
-    pub quota: String,
-    pub window: String,
-    pub unit: &'static str,
+pub fn issue_spec(b: api::IssueApiKeyRequest) -> Result<KeySpec, ApiError> {
+    key_spec(
+        b.name,
+        b.actor_id,
+        b.scopes,
+        b.metadata,
+        b.ttl,
+        b.rate_limit_policy,
+        b.ip_restriction,
+        b.visibility,
+        b.request_id,
+        b.credits,
+    )
 }
 
-impl From<&RateLimitPolicy> for RateLimitOut {
-    fn from(p: &RateLimitPolicy) -> Self {
-        RateLimitOut {
-            quota: p.quota.to_string(),
-            window: format!("{}s", p.window_secs),
-            unit: "requests",
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub struct IpRestrictionOut<'a> {
-    pub allowed_cidrs: &'a [String],
-}
-
-#[derive(Serialize)]
-pub struct KeyOut<'a> {
-    pub key_id: &'a str,
-    pub name: &'a str,
-    pub actor_id: &'a str,
-    pub scopes: &'a [String],
-    pub metadata: &'a Map<String, Value>,
-    pub status: &'static str,
-    pub create_time: String,
-    pub update_time: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expire_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_used_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_limit_policy: Option<RateLimitOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revocation_reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revocation_description: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip_restriction: Option<IpRestrictionOut<'a>>,
-    pub visibility: &'static str,
-}
-
-impl<'a> KeyOut<'a> {
-    pub fn new(k: &'a KeyRecord) -> Self {
-        let now = Utc::now();
-        KeyOut {
-            key_id: &k.key_id,
-            name: &k.name,
-            actor_id: &k.actor_id,
-            scopes: &k.scopes,
-            metadata: &k.metadata,
-            status: status_name(k.status_at(now)),
-            create_time: time(k.create_time),
-            update_time: time(k.update_time),
-            expire_time: k.expire_time.map(time),
-            last_used_time: k.last_used_time.map(time),
-            rate_limit_policy: k.rate_limit_policy.as_ref().map(RateLimitOut::from),
-            revocation_reason: (k.status == StoredStatus::Revoked).then(|| {
-                RevocationReason::NAMES[k
-                    .revocation_reason
-                    .unwrap_or(RevocationReason::Unspecified)
-                    .to_i16() as usize]
-            }),
-            revocation_description: k.revocation_description.as_deref(),
-            ip_restriction: k
-                .allowed_cidrs
-                .as_deref()
-                .map(|c| IpRestrictionOut { allowed_cidrs: c }),
-            visibility: visibility_name(k.visibility),
-        }
-    }
-}
-
-pub fn key_json(k: &KeyRecord) -> Value {
-    serde_json::to_value(KeyOut::new(k)).unwrap_or(Value::Null)
-}
-
-// ---------------------------------------------------------------- key input
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(default)]
-pub struct RateLimitIn {
-    #[serde(deserialize_with = "de_i64")]
-    pub quota: Option<i64>,
-    pub window: Option<String>,
-    pub unit: Option<String>,
-}
-
-impl RateLimitIn {
-    pub fn into_input(self) -> Result<RateLimitInput, ApiError> {
-        if let Some(u) = self.unit.as_deref().filter(|u| !u.is_empty())
-            && !["requests", "content-bytes", "concurrent-requests"].contains(&u)
-        {
-            return Err(ApiError::bad(format!(
-                "rate_limit_policy.unit {u:?} is not supported"
-            )));
-        }
-        Ok(RateLimitInput {
-            quota: self.quota.unwrap_or(0),
-            window: self
-                .window
-                .filter(|w| !w.is_empty())
-                .ok_or_else(|| ApiError::bad("rate_limit_policy.window is required"))?,
-        })
-    }
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(default)]
-pub struct IpRestrictionIn {
-    pub allowed_cidrs: Option<Vec<String>>,
-}
-
-/// Issue and import bodies (import adds `raw_key`).
-#[derive(Deserialize, Default, Debug)]
-#[serde(default)]
-pub struct KeySpecIn {
-    pub raw_key: Option<String>,
-    pub name: Option<String>,
-    pub actor_id: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    pub metadata: Option<Map<String, Value>>,
-    pub ttl: Option<String>,
-    pub rate_limit_policy: Option<RateLimitIn>,
-    pub ip_restriction: Option<IpRestrictionIn>,
-    #[serde(deserialize_with = "de_enum")]
-    pub visibility: Option<Visibility>,
-    pub request_id: Option<String>,
-}
-
-impl KeySpecIn {
-    pub fn into_spec(self) -> Result<(Option<String>, KeySpec), ApiError> {
-        let spec = KeySpec {
-            name: self.name.unwrap_or_default(),
-            actor_id: self.actor_id.unwrap_or_default(),
-            scopes: self.scopes.unwrap_or_default(),
-            metadata: self.metadata.unwrap_or_default(),
-            ttl: self.ttl,
-            rate_limit_policy: self
-                .rate_limit_policy
-                .map(RateLimitIn::into_input)
-                .transpose()?,
-            allowed_cidrs: self.ip_restriction.and_then(|r| r.allowed_cidrs),
-            visibility: self.visibility,
-            request_id: self.request_id,
-        };
-        Ok((self.raw_key, spec))
-    }
+pub fn import_request(b: api::ImportApiKeyRequest) -> Result<ImportRequest, ApiError> {
+    Ok(ImportRequest {
+        raw_key: b.raw_key,
+        spec: key_spec(
+            b.name,
+            b.actor_id,
+            b.scopes,
+            b.metadata,
+            b.ttl,
+            b.rate_limit_policy,
+            b.ip_restriction,
+            b.visibility,
+            b.request_id,
+            b.credits,
+        )?,
+    })
 }
 
 /// Parses a JSON body into `T`; errors name the offending field.
@@ -318,27 +281,16 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     Ok(value)
 }
 
+/// Parses a JSON object already read (a part of a body) into `T`, as [`parse_body`] would.
+pub fn parse_object<T: serde::de::DeserializeOwned>(
+    object: Map<String, serde_json::Value>,
+) -> Result<T, ApiError> {
+    parse_body(&serde_json::to_vec(&object).unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn enums_by_name_or_number() {
-        let cases: &[(Value, Option<Option<Visibility>>)] = &[
-            (
-                Value::from("KEY_VISIBILITY_PUBLIC"),
-                Some(Some(Visibility::Public)),
-            ),
-            (Value::from(1), Some(Some(Visibility::Secret))),
-            (Value::Null, Some(None)),
-            (Value::from("PUBLIC"), None),
-            (Value::from(7), None),
-            (Value::from(true), None),
-        ];
-        for (v, want) in cases {
-            assert_eq!(enum_from_value::<Visibility>(v).ok(), *want, "{v}");
-        }
-    }
 
     #[test]
     fn bodies_name_the_bad_field() {
@@ -354,7 +306,8 @@ mod tests {
             (b"[]", "invalid request body"),
         ];
         for (body, want) in cases {
-            let err = parse_body::<KeySpecIn>(body).expect_err(std::str::from_utf8(body).unwrap());
+            let err = parse_body::<api::ImportApiKeyRequest>(body)
+                .expect_err(std::str::from_utf8(body).unwrap());
             assert_eq!(err.status.as_u16(), 400);
             assert!(
                 err.message.contains(want),
@@ -362,11 +315,22 @@ mod tests {
                 err.message
             );
         }
-        let ok: KeySpecIn = parse_body(b"").unwrap();
-        assert!(ok.name.is_none());
-        let ok: KeySpecIn =
+        let ok: api::ImportApiKeyRequest = parse_body(b"").unwrap();
+        assert!(ok.name.is_empty());
+        let ok: api::ImportApiKeyRequest =
             parse_body(br#"{"rate_limit_policy": {"quota": "5", "window": "60s"}, "unknown": 1}"#)
                 .unwrap();
         assert_eq!(ok.rate_limit_policy.unwrap().quota, Some(5));
+    }
+
+    #[test]
+    fn enum_errors_name_the_accepted_values() {
+        let err = parse_body::<api::RevokeApiKeyRequest>(br#"{"reason": "PUBLIC"}"#).unwrap_err();
+        assert!(
+            err.message
+                .contains("expected one of REVOCATION_REASON_UNSPECIFIED"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -5,49 +5,24 @@ mod admin_auth;
 #[path = "api/browser.rs"]
 mod browser;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::web;
 use serde_json::{Value, json};
-use talos_core::Service;
-use talos_core::config::load_str;
-use talos_http::{AppState, BuildInfo, ClientIpSource};
+use talos_http::{AppState, ClientIpSource};
+use talos_test_support::TestApp;
 
-const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
 const A: &str = "/v2alpha1/admin";
 
+/// The suite's application: the test deployment with the dev JWKS and a memory cache, plus
+/// `extra` YAML merged over it.
 async fn state_with(extra: &str) -> web::Data<AppState> {
-    let yaml = format!(
-        "credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{JWKS}\"]\nsecrets:\n  hmac:\n    current: \"http-test-secret-0123456789abcdefghijklmnop\"\ndb:\n  dsn: \"sqlite::memory:\"\ncache:\n  type: memory\n{extra}"
-    );
-    let (config, _) = load_str(&yaml, "t.yaml", &BTreeMap::new()).unwrap();
-    let service = Arc::new(Service::from_config(&config).await.unwrap());
-    web::Data::new(app_state(service, &config))
-}
-
-/// The state every suite of this binary serves from: `service` and the HTTP settings of
-/// `config`, everything else at its test default (suites override fields with `..`).
-fn app_state(service: Arc<Service>, config: &talos_core::config::Config) -> AppState {
-    AppState {
-        service,
-        build: BuildInfo {
-            version: "test".into(),
-            commit: "c".into(),
-            build_time: "t".into(),
-            config_hash: "h".into(),
-        },
-        client_ip_source: ClientIpSource::RemoteAddr,
-        trust_forwarded_host: false,
-        exclude_health_from_log: false,
-        metrics: None,
-        cors: Default::default(),
-        access: Default::default(),
-        limits: talos_http::Limits::from_config(&config.serve.http),
-        draining: Default::default(),
-    }
+    TestApp::builder()
+        .quickstart_jwks()
+        .cache("memory")
+        .config(extra)
+        .state()
+        .await
 }
 
 macro_rules! app {
@@ -71,6 +46,10 @@ macro_rules! send {
         (status, headers, json)
     }};
 }
+
+// After the macros it uses (macro_rules! scope is textual).
+#[path = "api/upstream.rs"]
+mod upstream;
 
 fn post(path: &str, body: Value) -> TestRequest {
     TestRequest::post().uri(path).set_json(body)
@@ -744,17 +723,19 @@ async fn cors_when_enabled() {
     let state = web::Data::new(AppState {
         service: base.service.clone(),
         build: base.build.clone(),
-        client_ip_source: ClientIpSource::RemoteAddr,
+        client_ip_source: ClientIpSource::RemoteAddr.into(),
         trust_forwarded_host: false,
-        exclude_health_from_log: false,
+        exclude_health_from_log: false.into(),
         metrics: None,
-        cors: talos_core::config::CorsConfig {
+        cors: talos_http::config::CorsConfig {
             enabled: true,
             allowed_origins: vec!["https://app.example.com".into()],
             ..Default::default()
-        },
+        }
+        .into(),
         access: Default::default(),
         limits: base.limits,
+        gateway_failures: Default::default(),
         draining: Default::default(),
     });
     let app = app!(state);
@@ -789,121 +770,18 @@ async fn cors_when_enabled() {
     assert!(h.get("access-control-allow-origin").is_none());
 }
 
-#[actix_web::test]
-async fn rate_limited_key_headers_and_fields() {
-    let state = state_with("rate_limit:\n  enabled: true\n").await;
-    let app = app!(state);
-    let verify = format!("{A}/apiKeys:verify");
-    let (s, _, j) = send!(
-        app,
-        post(
-            &format!("{A}/issuedApiKeys"),
-            json!({"name": "rl", "actor_id": "u", "rate_limit_policy": {"quota": "2", "window": "60s"}})
-        )
-    );
-    assert_eq!(s, StatusCode::CREATED, "{j}");
-    let secret = j["secret"].as_str().unwrap().to_string();
-    for want in ["1", "0"] {
-        let (s, h, j) = send!(app, post(&verify, json!({"credential": secret})));
-        assert_eq!(s, StatusCode::OK);
-        assert_eq!(j["is_valid"], true, "{j}");
-        assert_eq!(
-            j["rate_limit_remaining"], want,
-            "int64 as a JSON string: {j}"
-        );
-        let reset = j["rate_limit_reset_time"].as_str().unwrap();
-        assert!(
-            chrono::DateTime::parse_from_rfc3339(reset).is_ok(),
-            "{reset}"
-        );
-        assert_eq!(h.get("ratelimit-policy").unwrap(), "\"default\";q=2;w=60");
-        assert_eq!(
-            h.get("ratelimit").unwrap(),
-            &format!("\"default\";r={want}")
-        );
-        assert_eq!(
-            h.get("cache-control").unwrap(),
-            "no-store",
-            "responses for limited keys are not cacheable"
-        );
-        assert!(h.get("retry-after").is_none());
-    }
-    let (s, h, j) = send!(app, post(&verify, json!({"credential": secret})));
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(j["is_valid"], false);
-    assert_eq!(j["error_code"], "VERIFICATION_ERROR_RATE_LIMITED");
-    assert_eq!(j["error_message"], "rate limit exceeded");
-    assert_eq!(j["rate_limit_remaining"], "0");
-    assert_eq!(h.get("ratelimit").unwrap(), "\"default\";r=0");
-    let retry: u64 = h
-        .get("retry-after")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=30).contains(&retry), "one interval is 30 s: {retry}");
-    assert_eq!(h.get("cache-control").unwrap(), "no-store");
-    // Batch verify: counters per item in the body, no per-key headers.
-    let (s, h, j) = send!(
-        app,
-        post(
-            &format!("{A}/apiKeys:batchVerify"),
-            json!({"requests": [{"credential": secret}]})
-        )
-    );
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(
-        j["results"][0]["error_code"],
-        "VERIFICATION_ERROR_RATE_LIMITED"
-    );
-    assert_eq!(j["results"][0]["rate_limit_remaining"], "0");
-    assert!(h.get("ratelimit").is_none());
-    assert_eq!(h.get("cache-control").unwrap(), "no-store");
+// Rate limits have their own file to keep modules small; after the macros, which they use.
+#[path = "api/rate_limit.rs"]
+mod rate_limit;
 
-    // A key without a policy: none of it, never a fake "0".
-    let (_, _, j) = send!(
-        app,
-        post(
-            &format!("{A}/issuedApiKeys"),
-            json!({"name": "free", "actor_id": "u"})
-        )
-    );
-    let free = j["secret"].as_str().unwrap().to_string();
-    let (_, h, j) = send!(app, post(&verify, json!({"credential": free})));
-    assert_eq!(j["is_valid"], true);
-    assert!(
-        j.get("rate_limit_remaining").is_none() && j.get("rate_limit_reset_time").is_none(),
-        "{j}"
-    );
-    assert!(
-        h.get("ratelimit").is_none()
-            && h.get("ratelimit-policy").is_none()
-            && h.get("cache-control").is_none()
-    );
-
-    // The limiter off (the default): a key with a policy verifies without counters.
-    let off = state_with("").await;
-    let app = app!(off);
-    let (_, _, j) = send!(
-        app,
-        post(
-            &format!("{A}/issuedApiKeys"),
-            json!({"name": "rl", "actor_id": "u", "rate_limit_policy": {"quota": "1", "window": "60s"}})
-        )
-    );
-    let secret = j["secret"].as_str().unwrap().to_string();
-    for _ in 0..3 {
-        let (_, h, j) = send!(app, post(&verify, json!({"credential": secret})));
-        assert_eq!(j["is_valid"], true);
-        assert_eq!(
-            j["rate_limit_policy"]["quota"], "1",
-            "the policy is still reported"
-        );
-        assert!(j.get("rate_limit_remaining").is_none());
-        assert!(h.get("ratelimit").is_none() && h.get("cache-control").is_none());
-    }
-}
-
+#[path = "api/metering.rs"]
+mod metering;
 #[path = "api/resilience.rs"]
 mod resilience;
+
+#[path = "api/gateway.rs"]
+mod gateway;
+
+// Last: uses the macros above, which are visible only after their definition.
+#[path = "api/snapshots.rs"]
+mod snapshots;

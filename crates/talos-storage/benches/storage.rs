@@ -61,6 +61,7 @@ fn bench_store(
             i = (i + 1) % ids.len();
             rt.block_on(store.get_key(n, KeyKind::Imported, &ids[i]))
                 .unwrap()
+                .expect("a preloaded key")
         })
     });
 

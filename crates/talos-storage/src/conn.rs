@@ -13,9 +13,10 @@ use diesel_async::pooled_connection::{PoolError as ManagerError, PoolableConnect
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
-use crate::detach::Detached;
 use crate::dsn::{StoreOptions, Target};
 use crate::error::{ConflictKind, Result, StorageError};
+use crate::layer::{Detach, Layered};
+use crate::ops::Database;
 use crate::store::Store;
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -76,7 +77,7 @@ pub(crate) fn pool_err(e: PoolError) -> StorageError {
 }
 
 /// Checks out a connection, recording how long the wait took.
-async fn checkout<C>(pool: &Pool<C>) -> Result<Object<C>>
+pub(crate) async fn checkout<C>(pool: &Pool<C>) -> Result<Object<C>>
 where
     C: PoolableConnection + 'static,
     AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = ManagerError>,
@@ -87,7 +88,7 @@ where
     conn
 }
 
-fn status_of<C>(pool: &Pool<C>) -> crate::store::PoolStatus
+pub(crate) fn status_of<C>(pool: &Pool<C>) -> crate::store::PoolStatus
 where
     C: PoolableConnection + 'static,
     AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = ManagerError>,
@@ -177,34 +178,14 @@ fn pg_manager_config(opts: &StoreOptions) -> ManagerConfig<AsyncPgConnection> {
 }
 
 pub(crate) struct PgStore {
-    pool: Pool<AsyncPgConnection>,
+    pub(crate) pool: Pool<AsyncPgConnection>,
 }
 
 pub(crate) struct SqliteStore {
-    pool: Pool<SqliteConn>,
+    pub(crate) pool: Pool<SqliteConn>,
     /// For `sqlite::memory:`: an idle connection that keeps the shared in-memory database alive even
     /// if the pool drops and reopens its one connection (after a cancelled transaction, say).
     _anchor: Option<Mutex<SqliteConnection>>,
-}
-
-impl PgStore {
-    pub(crate) async fn conn(&self) -> Result<Object<AsyncPgConnection>> {
-        checkout(&self.pool).await
-    }
-
-    pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
-        status_of(&self.pool)
-    }
-}
-
-impl SqliteStore {
-    pub(crate) async fn conn(&self) -> Result<Object<SqliteConn>> {
-        checkout(&self.pool).await
-    }
-
-    pub(crate) fn pool_status(&self) -> crate::store::PoolStatus {
-        status_of(&self.pool)
-    }
 }
 
 /// Open a store. Checks out one connection so a wrong or unreachable database fails here with
@@ -242,7 +223,7 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
             };
             // The first connection switches the file to WAL before the pool opens others concurrently.
             drop(store.conn().await?);
-            Ok(Arc::new(Detached(Arc::new(store))))
+            Ok(Arc::new(Layered::new(Arc::new(store), Detach)))
         }
         Target::SqliteMemory => {
             // A named shared-cache memory database, so the anchor and the pool see the same data.
@@ -265,7 +246,7 @@ pub async fn connect(dsn: &str, opts: &StoreOptions) -> Result<Arc<dyn Store>> {
                 _anchor: Some(Mutex::new(anchor)),
             };
             drop(store.conn().await?);
-            Ok(Arc::new(Detached(Arc::new(store))))
+            Ok(Arc::new(Layered::new(Arc::new(store), Detach)))
         }
     }
 }

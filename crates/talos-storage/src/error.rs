@@ -14,6 +14,8 @@ pub enum ConflictKind {
 /// The one error type of the storage interface. No backend error type escapes it.
 #[derive(Debug, Error)]
 pub enum StorageError {
+    /// The named key of an update, revoke, rotate or delete does not exist. Lookups return
+    /// `Ok(None)` instead (see "Not found" on [`Store`](crate::Store)).
     #[error("not found")]
     NotFound,
     #[error("conflict: {0:?}")]

@@ -102,10 +102,92 @@ where
         .collect())
 }
 
-#[derive(Clone, Copy)]
+/// Revert the newest `steps` applied migrations (fewer when fewer are applied).
+fn run_down<DB, C>(conn: &mut C, source: EmbeddedMigrations, steps: usize) -> Result<Vec<String>>
+where
+    DB: Backend,
+    C: MigrationHarness<DB>,
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let migrations = MigrationSource::<DB>::migrations(&source).map_err(mig_err)?;
+    let mut reverted = Vec::new();
+    for _ in 0..steps {
+        // Newest first, as diesel's `revert_last_migration` reads it.
+        let applied = conn.applied_migrations().map_err(mig_err)?;
+        let Some(last) = applied.first() else {
+            break;
+        };
+        let m = migrations
+            .iter()
+            .find(|m| m.name().version() == *last)
+            .ok_or_else(|| {
+                mig_err(format!(
+                    "applied migration {last} is not known to this build"
+                ))
+            })?;
+        conn.revert_migration(&**m).map_err(mig_err)?;
+        reverted.push(m.name().to_string());
+    }
+    Ok(reverted)
+}
+
+/// The version a `force` argument names: a migration's full name, its version with or without
+/// dashes (`2026-11-23-000001`, `20261123000001`), or `0` for none.
+fn forced_version(all: &[(String, String)], wanted: &str) -> Result<Option<String>> {
+    let wanted = wanted.trim();
+    if wanted == "0" {
+        return Ok(None);
+    }
+    let bare = wanted.split('_').next().unwrap_or(wanted).replace('-', "");
+    all.iter()
+        .find(|(version, name)| *version == bare || name == wanted)
+        .map(|(version, _)| Some(version.clone()))
+        .ok_or_else(|| {
+            let known: Vec<&str> = all.iter().map(|(_, n)| n.as_str()).collect();
+            StorageError::Migration(format!(
+                "unknown migration version {wanted:?} (known: {}, or 0 for none)",
+                known.join(", ")
+            ))
+        })
+}
+
+/// Records exactly the migrations up to `version` as applied, running none of them: the way out
+/// after a migration was applied or reverted by hand. Returns the names now recorded as applied.
+fn run_force<DB, C>(conn: &mut C, source: EmbeddedMigrations, version: &str) -> Result<Vec<String>>
+where
+    DB: Backend,
+    C: MigrationHarness<DB> + SimpleConnection,
+    EmbeddedMigrations: MigrationSource<DB>,
+{
+    let mut all = names::<DB>(&source)?;
+    all.sort();
+    let target = forced_version(&all, version)?;
+    // Creates the bookkeeping table when missing.
+    conn.applied_migrations().map_err(mig_err)?;
+    let keep: Vec<&(String, String)> = all
+        .iter()
+        .filter(|(v, _)| target.as_ref().is_some_and(|t| v <= t))
+        .collect();
+    // Versions are the embedded migrations' own (digits only), never user text.
+    let mut sql = match &target {
+        Some(t) => format!("DELETE FROM __diesel_schema_migrations WHERE version > '{t}';"),
+        None => "DELETE FROM __diesel_schema_migrations;".to_owned(),
+    };
+    for (v, _) in &keep {
+        sql.push_str(&format!(
+            "INSERT INTO __diesel_schema_migrations (version) VALUES ('{v}') ON CONFLICT DO NOTHING;"
+        ));
+    }
+    conn.batch_execute(&sql).map_err(mig_err)?;
+    Ok(keep.into_iter().map(|(_, n)| n.clone()).collect())
+}
+
+#[derive(Clone)]
 enum Op {
     Up,
     DownAll,
+    Down(usize),
+    Force(String),
     Status,
 }
 
@@ -117,12 +199,14 @@ enum Outcome {
 fn run_op<DB, C>(conn: &mut C, source: EmbeddedMigrations, op: Op) -> Result<Outcome>
 where
     DB: Backend,
-    C: MigrationHarness<DB>,
+    C: MigrationHarness<DB> + SimpleConnection,
     EmbeddedMigrations: MigrationSource<DB>,
 {
     Ok(match op {
         Op::Up => Outcome::Names(run_up(conn, source)?),
         Op::DownAll => Outcome::Names(run_down_all(conn, source)?),
+        Op::Down(steps) => Outcome::Names(run_down(conn, source, steps)?),
+        Op::Force(version) => Outcome::Names(run_force(conn, source, &version)?),
         Op::Status => Outcome::Status(run_status(conn, source)?),
     })
 }
@@ -147,8 +231,9 @@ async fn run(dsn: &str, op: Op) -> Result<Outcome> {
                     .map_err(conn_err)?;
             conn.batch_execute(&format!("SELECT pg_advisory_lock({PG_ADVISORY_LOCK})"))
                 .map_err(mig_err)?;
+            let analyze = matches!(op, Op::Up);
             let out = run_op(&mut conn, POSTGRES, op);
-            if matches!((&out, op), (Ok(_), Op::Up)) {
+            if analyze && out.is_ok() {
                 conn.batch_execute(PG_ANALYZE).map_err(mig_err)?;
             }
             // Best effort: closing the connection releases the lock anyway.
@@ -193,6 +278,21 @@ pub async fn migrate_up(dsn: &str) -> Result<Vec<String>> {
 /// Revert every applied migration, newest first; returns the names reverted.
 pub async fn migrate_down_all(dsn: &str) -> Result<Vec<String>> {
     run(dsn, Op::DownAll).await.map(expect_names)
+}
+
+/// Revert the newest `steps` applied migrations, newest first; returns the names reverted
+/// (fewer than `steps` when fewer were applied).
+pub async fn migrate_down(dsn: &str, steps: usize) -> Result<Vec<String>> {
+    run(dsn, Op::Down(steps)).await.map(expect_names)
+}
+
+/// Record the migrations up to `version` as applied and the later ones as not, without running
+/// any (`version` as [`migration_status`] names it, its version part with or without dashes, or
+/// `0` for none). Returns the names now recorded as applied.
+pub async fn migrate_force(dsn: &str, version: &str) -> Result<Vec<String>> {
+    run(dsn, Op::Force(version.to_owned()))
+        .await
+        .map(expect_names)
 }
 
 /// Every known migration, oldest first, with whether it is applied.

@@ -4,11 +4,10 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{
-    BatchItemOutcome, InsertOutcome, Invalidation, KeyKind, KeyPatch, KeyRecord, ListQuery, Quota,
-    Revocation,
+    ActorBalance, BatchItemOutcome, CreditSpend, IngestOutcome, InsertOutcome, Invalidation,
+    KeyKind, KeyPatch, KeyRecord, ListQuery, Quota, RefillInterval, Revocation, Touch, UsageRecord,
 };
 
-/// The storage interface: everything the service needs, in domain types, scoped by network id.
 /// Connection pool figures, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStatus {
@@ -21,6 +20,21 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// The storage interface: everything the service needs, in domain types, scoped by network id.
+///
+/// This trait is the one declaration of the store's operations. The backends implement it once,
+/// generically (`ops.rs`); wrappers implement it through [`Layered`](crate::Layered).
+///
+/// # Not found
+///
+/// One convention for a key that does not exist:
+/// - A **lookup** (`get_key`, `find_imported_by_hashes`) that matches no row returns `Ok(None)`:
+///   absence is an answer, not a failure.
+/// - An operation **on one named key** (`update_key`, `revoke_key`, `rotate_key`, `delete_key`)
+///   fails with [`StorageError::NotFound`](crate::StorageError::NotFound) when the key is
+///   missing, since it could not do what was asked. No other operation returns `NotFound`.
+/// - Writes that are conditional or best effort say so: `rehash_imported` returns `Ok(None)` when
+///   no row changed, `touch_key` ignores a missing row, `spend_credits` answers what it found.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Pool figures for metrics; `None` for stores without a pool (test fakes).
@@ -74,7 +88,8 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
 
-    async fn get_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord>;
+    /// The key `key_id` of kind `kind`; `None` if there is none.
+    async fn get_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<Option<KeyRecord>>;
 
     /// Keys of one kind ordered by `key_id` descending, filtered as `query` says.
     async fn list_keys(
@@ -129,8 +144,17 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<()>;
 
-    /// Find an imported key whose hash is any of `hashes` (one indexed query). At most one row
-    /// can match because hashes are unique per network.
+    /// Sets `last_used_time` of several keys (one transaction where the backend has them); like
+    /// [`Store::touch_key`], only ever forward, and a missing row is not an error.
+    async fn touch_keys(&self, touches: &[Touch]) -> Result<()> {
+        for t in touches {
+            self.touch_key(t.nid, t.kind, &t.key_id, t.at).await?;
+        }
+        Ok(())
+    }
+
+    /// Find an imported key whose hash is any of `hashes` (one indexed query); `None` if there is
+    /// none. At most one row can match because hashes are unique per network.
     async fn find_imported_by_hashes(
         &self,
         nid: Uuid,
@@ -163,4 +187,55 @@ pub trait Store: Send + Sync + 'static {
 
     /// Count imported rows whose `secret_id` is not in `known_secret_ids` (startup report).
     async fn count_imported_with_unknown_secret(&self, known_secret_ids: &[String]) -> Result<u64>;
+
+    // ---- metering (docs/metering.md)
+
+    /// Spends `cost` (> 0) of an active key's credits if at least `cost` remain: one conditional
+    /// update, so no interleaving of concurrent spends, on any number of nodes, overspends. With
+    /// `refill` (the interval the caller saw and its latest boundary), a refill due at that
+    /// boundary is applied first, at most once per boundary. Answers what it found; `Inactive`
+    /// when the key is missing or revoked.
+    async fn spend_credits(
+        &self,
+        nid: Uuid,
+        kind: KeyKind,
+        key_id: &str,
+        cost: i64,
+        refill: Option<(RefillInterval, DateTime<Utc>)>,
+    ) -> Result<CreditSpend>;
+
+    /// An actor's balance; `None` when the actor has none.
+    async fn get_balance(&self, nid: Uuid, actor_id: &str) -> Result<Option<ActorBalance>>;
+
+    /// Sets an actor's quota. A new balance starts with `remaining = quota`; an existing one's
+    /// remaining balance moves by the change of quota (what was spent stays spent).
+    async fn set_quota(
+        &self,
+        nid: Uuid,
+        actor_id: &str,
+        quota_micros: i64,
+        at: DateTime<Utc>,
+    ) -> Result<ActorBalance>;
+
+    /// Adds `amount_micros` to an actor's remaining balance (a new balance has no quota).
+    async fn top_up(
+        &self,
+        nid: Uuid,
+        actor_id: &str,
+        amount_micros: i64,
+        at: DateTime<Utc>,
+    ) -> Result<ActorBalance>;
+
+    /// Records a usage event and debits its cost from the actor's balance (when it has one), in
+    /// one transaction. When the event's request id was taken already in its network, nothing is
+    /// recorded or debited and `accepted` is false: of concurrent twins exactly one is accepted.
+    async fn ingest_usage(&self, record: &UsageRecord) -> Result<IngestOutcome>;
+
+    /// An actor's usage records, newest first, at most `limit`.
+    async fn usage_history(
+        &self,
+        nid: Uuid,
+        actor_id: &str,
+        limit: usize,
+    ) -> Result<Vec<UsageRecord>>;
 }

@@ -9,6 +9,8 @@ mod batch;
 mod harness;
 #[path = "contract/list.rs"]
 mod list;
+#[path = "contract/metering.rs"]
+mod metering;
 #[path = "contract/quota.rs"]
 mod quota;
 #[path = "contract/setup.rs"]
@@ -60,6 +62,14 @@ contract!(
     batch::concurrent_rotations,
     batch::concurrent_batches,
     setup::migrations_up_down_up,
+    setup::migrations_down_steps_and_force,
     quota::quota_exact_under_concurrency,
     quota::quota_insert_keeps_idempotency,
+    metering::credits_exact_under_concurrency,
+    metering::credits_outcomes,
+    metering::credits_refill_once_per_boundary,
+    metering::rotation_carries_credits,
+    metering::balances,
+    metering::ingest_exact_under_concurrency,
+    metering::usage_history,
 );

@@ -171,6 +171,7 @@ async fn hot_queries_use_their_index_on_a_million_rows_without_statistics() {
                 let k = store
                     .get_key(nid, KeyKind::Issued, &format!("k{g:08}"))
                     .await
+                    .unwrap()
                     .unwrap();
                 assert_eq!(k.kind, KeyKind::Issued);
             }

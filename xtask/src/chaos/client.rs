@@ -73,7 +73,14 @@ impl Api {
         let mut b = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(2))
-            .no_proxy();
+            .no_proxy()
+            // Shorter than the server's idle timers (keep-alive 5 s; a connection that has not
+            // sent its first request is answered 408 and closed after `client_timeout`, 5 s
+            // here). A pooled connection the client opened but never used (hyper opens one when
+            // no idle connection is free, then may hand the request to another that freed up)
+            // would otherwise be reused just as the server closes it: under 10x overload the
+            // client notices the close late and reads a 408 or a broken connection.
+            .pool_idle_timeout(Duration::from_secs(2));
         if fresh_conns {
             b = b.pool_max_idle_per_host(0);
         }

@@ -2,15 +2,18 @@
 //! SQLite on a full or read-only disk (g).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
+use talos_test_support::StallProxy;
 
 use super::client::{Answer, Api, BATCH_IMPORT, Tally};
-use super::env::{PgCluster, TmpDir, migrate};
-use super::proxy::Proxy;
+use super::env::migrate;
 use super::{BOUND, Ctx, Report, recover};
+use crate::pg::Cluster;
+use crate::proc::TmpDir;
 
 /// The credentials every storage scenario probes.
 pub struct Keys {
@@ -121,7 +124,7 @@ fn all_status(t: &Tally, status: u16) -> bool {
 }
 
 pub async fn pg_stopped(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let mut pg = PgCluster::start().await?;
+    let mut pg = Cluster::start().await?;
     let dsn = pg.dsn_via(pg.addr(), "talos");
     migrate(&ctx.bin, &dsn).await?;
     let node = ctx.node(ctx.spec("a", &dsn, "memory")).await?;
@@ -166,8 +169,10 @@ pub async fn pg_stopped(ctx: &Ctx, rep: &mut Report) -> Result<()> {
 }
 
 pub async fn pg_stalled(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let pg = PgCluster::start().await?;
-    let proxy = Proxy::start(pg.addr()).await?;
+    let pg = Cluster::start().await?;
+    let proxy = StallProxy::start(pg.addr())
+        .await
+        .context("starting the stall proxy")?;
     migrate(&ctx.bin, &pg.dsn_via(pg.addr(), "talos")).await?;
     let node = ctx
         .node(ctx.spec("b", &pg.dsn_via(proxy.addr, "talos"), "memory"))
@@ -244,7 +249,7 @@ fn batch_body(tag: &str) -> Value {
 }
 
 pub async fn kill_batch(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let pg = PgCluster::start().await?;
+    let pg = Cluster::start().await?;
     let dsn = pg.dsn_via(pg.addr(), "talos");
     migrate(&ctx.bin, &dsn).await?;
     let count_pg = async |tag: &str| -> Result<u64> {
@@ -262,36 +267,35 @@ pub async fn kill_batch(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     let dsn = format!("sqlite://{}", file.display());
     migrate(&ctx.bin, &dsn).await?;
     let count_sqlite = async |tag: &str| -> Result<u64> {
-        let out = tokio::process::Command::new("sqlite3")
-            .arg(&file)
-            .arg(format!(
-                "SELECT count(*) FROM api_keys WHERE actor_id = '{tag}'"
-            ))
-            .output()
-            .await
-            .context("running sqlite3")?;
-        ensure!(
-            out.status.success(),
-            "sqlite3: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+        let sql = format!("SELECT count(*) FROM api_keys WHERE actor_id = '{tag}'");
+        Ok(sqlite3(&file, &sql).await?.parse()?)
     };
     trials(ctx, rep, "sqlite", &dsn, count_sqlite).await?;
-    let integrity = tokio::process::Command::new("sqlite3")
-        .arg(&file)
-        .arg("PRAGMA integrity_check")
-        .output()
-        .await?;
-    let text = String::from_utf8_lossy(&integrity.stdout)
-        .trim()
-        .to_string();
+    let text = sqlite3(&file, "PRAGMA integrity_check")
+        .await
+        .unwrap_or_else(|e| format!("{e:#}"));
     rep.check(
         "sqlite: integrity_check after the kills",
         text == "ok",
         text,
     );
     Ok(())
+}
+
+/// One statement through the `sqlite3` shell; its trimmed output.
+async fn sqlite3(file: &Path, sql: &str) -> Result<String> {
+    let out = tokio::process::Command::new("sqlite3")
+        .arg(file)
+        .arg(sql)
+        .output()
+        .await
+        .context("running sqlite3")?;
+    ensure!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 async fn trials(
@@ -362,7 +366,7 @@ async fn trials(
 }
 
 pub async fn sqlite_disk(ctx: &Ctx, rep: &mut Report) -> Result<()> {
-    let mut dir = TmpDir::new("g")?;
+    let mut dir = TmpDir::new("chaos-g")?;
     let mnt = match dir.mount_tmpfs("disk", "4M") {
         Ok(m) => m,
         Err(e) => {
@@ -491,14 +495,9 @@ pub async fn sqlite_disk(ctx: &Ctx, rep: &mut Report) -> Result<()> {
         .args(["-o", "remount,rw"])
         .arg(&mnt)
         .status();
-    let integrity = tokio::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg("PRAGMA integrity_check")
-        .output()
-        .await?;
-    let text = String::from_utf8_lossy(&integrity.stdout)
-        .trim()
-        .to_string();
+    let text = sqlite3(&db, "PRAGMA integrity_check")
+        .await
+        .unwrap_or_else(|e| format!("{e:#}"));
     rep.check("integrity_check afterwards", text == "ok", text);
     drop(dir);
     Ok(())

@@ -1,9 +1,9 @@
-//! The harness's own services: a PostgreSQL cluster (`initdb` as the `postgres` user, on a free
-//! port, socket in its own directory), a Redis server on a free port, and `talos-server` nodes.
-//! Every one is torn down when its guard drops, including on an error or Ctrl-C, so the
-//! machine's shared PostgreSQL (5432) and Redis (6379) are never touched.
+//! The harness's own services: a Redis server on a free port and `talos-server` nodes (its
+//! PostgreSQL cluster is `crate::pg::Cluster`). Every one is torn down when its guard drops,
+//! including on an error or Ctrl-C, so the machine's shared PostgreSQL (5432) and Redis (6379)
+//! are never touched.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,261 +12,9 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A directory under /tmp removed on drop (after unmounting anything mounted below it).
-pub struct TmpDir {
-    pub path: PathBuf,
-    mounts: Vec<PathBuf>,
-}
-
-impl TmpDir {
-    pub fn new(tag: &str) -> Result<TmpDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "talos-chaos-{tag}-{}-{nanos:x}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TmpDir {
-            path,
-            mounts: Vec::new(),
-        })
-    }
-
-    pub fn join(&self, p: &str) -> PathBuf {
-        self.path.join(p)
-    }
-
-    /// Mounts a tmpfs of `size` (e.g. "4M") at `sub`; unmounted on drop.
-    pub fn mount_tmpfs(&mut self, sub: &str, size: &str) -> Result<PathBuf> {
-        let dir = self.join(sub);
-        std::fs::create_dir_all(&dir)?;
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ensure!(ok, "mount -t tmpfs failed (needs root / CAP_SYS_ADMIN)");
-        self.mounts.push(dir.clone());
-        Ok(dir)
-    }
-}
-
-impl Drop for TmpDir {
-    fn drop(&mut self) {
-        for m in self.mounts.iter().rev() {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(m)
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-fn pg_bin(tool: &str) -> PathBuf {
-    // The highest installed major version; else whatever is on PATH.
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    dirs.sort_by_key(|d| {
-        d.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u32>().ok())
-            .unwrap_or(0)
-    });
-    dirs.iter()
-        .rev()
-        .map(|d| d.join("bin").join(tool))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(tool))
-}
-
-/// The harness's own PostgreSQL cluster.
-pub struct PgCluster {
-    pub port: u16,
-    pub dir: TmpDir,
-    running: bool,
-}
-
-impl PgCluster {
-    pub async fn start() -> Result<PgCluster> {
-        let dir = TmpDir::new("pg")?;
-        let st = std::process::Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir.path)
-            .status()?;
-        ensure!(st.success(), "chown postgres {}", dir.path.display());
-        let out = as_postgres(&pg_bin("initdb"))
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync"])
-            .output()
-            .await
-            .context("running initdb as postgres")?;
-        ensure!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut pg = PgCluster {
-            port: free_port()?,
-            dir,
-            running: false,
-        };
-        pg.start_again().await?;
-        pg.psql("postgres", "CREATE DATABASE talos").await?;
-        Ok(pg)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        loopback(self.port)
-    }
-
-    pub fn dsn_via(&self, addr: SocketAddr, db: &str) -> String {
-        format!("postgres://postgres@{addr}/{db}?sslmode=disable")
-    }
-
-    pub async fn start_again(&mut self) -> Result<()> {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            self.port,
-            self.dir.path.display()
-        );
-        let out = as_postgres(&pg_bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .arg("-l")
-            .arg(self.dir.join("pg.log"))
-            .args(["-w", "-t", "30", "-o", &opts, "start"])
-            .stdout(Stdio::null())
-            .output()
-            .await?;
-        ensure!(
-            out.status.success(),
-            "pg_ctl start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.running = true;
-        Ok(())
-    }
-
-    /// `pg_ctl stop -m fast` (or `immediate`).
-    pub async fn stop(&mut self, mode: &str) -> Result<()> {
-        let out = as_postgres(&pg_bin("pg_ctl"))
-            .arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-w", "-t", "30", "-m", mode, "stop"])
-            .output()
-            .await?;
-        ensure!(
-            out.status.success(),
-            "pg_ctl stop failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        self.running = false;
-        Ok(())
-    }
-
-    /// One SQL statement through psql (unaligned, tuples only); returns stdout.
-    pub async fn psql(&self, db: &str, sql: &str) -> Result<String> {
-        let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "-A", "-t"])
-            .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
-            .output()
-            .await?;
-        ensure!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// Ends the session of `hold_lock` (its backend would otherwise sleep on, holding the lock).
-    pub async fn release_lock(&self, mut child: Child) -> Result<()> {
-        self.psql(
-            "postgres",
-            &format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{LOCK_APP}'"
-            ),
-        )
-        .await?;
-        let _ = child.kill().await;
-        Ok(())
-    }
-
-    /// A psql session that holds `LOCK TABLE … ACCESS EXCLUSIVE` until killed (or `hold` ends).
-    pub async fn hold_lock(&self, db: &str, table: &str, hold: Duration) -> Result<Child> {
-        let sql = format!(
-            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT 'locked'; SELECT pg_sleep({}); COMMIT;",
-            hold.as_secs()
-        );
-        let mut child = Command::new("psql")
-            .env("PGAPPNAME", LOCK_APP)
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-X", "-A", "-t"])
-            .args(["-p", &self.port.to_string(), "-d", db, "-c", &sql])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        // Wait until the lock is taken (psql prints 'locked' once the LOCK returned).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let n = self
-                .psql(
-                    db,
-                    &format!(
-                        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                         WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
-                    ),
-                )
-                .await?;
-            if n != "0" {
-                return Ok(child);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill().await;
-                bail!("the psql session did not take the lock within 10 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        if self.running {
-            let _ = std::process::Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(pg_bin("pg_ctl"))
-                .arg("-D")
-                .arg(self.dir.join("data"))
-                .args(["-w", "-m", "immediate", "stop"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-const LOCK_APP: &str = "talos-chaos-lock";
-
-fn as_postgres(bin: &Path) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", "postgres", "--"]).arg(bin);
-    c
-}
+use crate::proc::{
+    TmpDir, free_port, free_port_pair, http_alive, loopback, tail, without_talos_env,
+};
 
 /// The harness's own Redis (no persistence).
 pub struct Redis {
@@ -279,7 +27,7 @@ impl Redis {
     pub async fn start() -> Result<Redis> {
         let mut r = Redis {
             port: free_port()?,
-            dir: TmpDir::new("redis")?,
+            dir: TmpDir::new("chaos-redis")?,
             child: None,
         };
         r.start_again().await?;
@@ -417,11 +165,7 @@ pub struct Node {
 
 impl Node {
     pub async fn start(bin: &Path, work: &Path, spec: NodeSpec) -> Result<Node> {
-        let port = free_port()?;
-        let mut metrics = free_port()?;
-        while metrics == port {
-            metrics = free_port()?;
-        }
+        let (port, metrics) = free_port_pair()?;
         let config = work.join(format!("{}.yaml", spec.name));
         // YAML is a superset of JSON.
         std::fs::write(
@@ -448,12 +192,7 @@ impl Node {
             .append(true)
             .open(&self.log)?;
         let mut cmd = Command::new(&self.bin);
-        // Inherited TALOS_* variables would override the harness's configuration.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("TALOS_") {
-                cmd.env_remove(&k);
-            }
-        }
+        without_talos_env(cmd.as_std_mut());
         let child = cmd
             .current_dir(work)
             .args(["serve", "--config"])
@@ -468,7 +207,11 @@ impl Node {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if alive(self.addr).await {
+            let addr = self.addr;
+            if tokio::task::spawn_blocking(move || http_alive(addr))
+                .await
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
             if let Some(c) = self.child.as_mut()
@@ -527,42 +270,8 @@ impl Node {
 
     /// (RSS in KiB, open file descriptors) from /proc.
     pub fn rss_fds(&self) -> (u64, u64) {
-        proc_rss_fds(self.pid)
+        crate::proc::rss_fds(self.pid)
     }
-}
-
-pub fn proc_rss_fds(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
-    (rss, fds)
-}
-
-async fn alive(addr: SocketAddr) -> bool {
-    let Ok(Ok(mut s)) =
-        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await
-    else {
-        return false;
-    };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let req = format!("GET /health/alive HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
-    read.is_ok() && buf.starts_with(b"HTTP/1.1 200")
-}
-
-pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// `talos-server migrate up` against `dsn`.

@@ -12,7 +12,6 @@ mod client;
 mod db;
 mod env;
 mod nodes;
-mod proxy;
 pub mod soak;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +21,10 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::proc::TmpDir;
+use crate::workspace::{self, target_dir};
 use client::Tally;
-use env::{Node, NodeSpec, TmpDir};
+use env::{Node, NodeSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -245,29 +246,21 @@ const SCENARIOS: [(&str, &str); 8] = [
 const SHORT: [&str; 4] = ["a", "c", "d", "f"];
 
 pub fn run(args: Args) -> Result<()> {
+    block_on(run_async(args))
+}
+
+/// Runs `f` on a two-thread runtime; Ctrl-C drops it, so every service guard tears down.
+pub fn block_on(f: impl Future<Output = Result<()>>) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async {
         tokio::select! {
-            r = run_async(args) => r,
+            r = f => r,
             _ = tokio::signal::ctrl_c() => bail!("interrupted (services torn down)"),
         }
     })
-}
-
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Builds talos-server unless told not to, and copies it to the work directory so a concurrent
@@ -277,13 +270,7 @@ pub fn server_binary(server: Option<PathBuf>, no_build: bool, work: &Path) -> Re
         Some(p) => p,
         None => {
             if !no_build {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let st = std::process::Command::new(cargo)
-                    .args(["build", "--bin", "talos-server"])
-                    .current_dir(root())
-                    .status()
-                    .context("cargo build --bin talos-server")?;
-                anyhow::ensure!(st.success(), "cargo build --bin talos-server failed");
+                workspace::cargo_build(&["--bin", "talos-server"])?;
             }
             target_dir().join("debug/talos-server")
         }
@@ -294,7 +281,7 @@ pub fn server_binary(server: Option<PathBuf>, no_build: bool, work: &Path) -> Re
 }
 
 async fn run_async(args: Args) -> Result<()> {
-    let work = TmpDir::new("work")?;
+    let work = TmpDir::new("chaos-work")?;
     let bin = server_binary(args.server.clone(), args.no_build, &work.path)?;
     let selected: Vec<&str> = SCENARIOS
         .iter()

@@ -5,20 +5,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::json;
+use talos_test_support::StallProxy;
 
 use super::client::{Answer, Api, BATCH_IMPORT, Tally, Timed};
-use super::env::{Node, PgCluster, Redis, migrate};
-use super::proxy::Proxy;
+use super::env::{Node, Redis, migrate};
 use super::{BOUND, Ctx, Report, recover};
+use crate::pg::Cluster;
 
 /// Two redis-cached nodes on one PostgreSQL, each reaching Redis through its own stall proxy.
 struct Pair {
-    _pg: PgCluster,
+    _pg: Cluster,
     redis: Redis,
-    pa: Proxy,
-    pb: Proxy,
+    pa: StallProxy,
+    pb: StallProxy,
     _a: Node,
     _b: Node,
     a: Api,
@@ -26,12 +27,16 @@ struct Pair {
 }
 
 async fn pair(ctx: &Ctx, tag: &str) -> Result<Pair> {
-    let pg = PgCluster::start().await?;
+    let pg = Cluster::start().await?;
     let dsn = pg.dsn_via(pg.addr(), "talos");
     migrate(&ctx.bin, &dsn).await?;
     let redis = Redis::start().await?;
-    let pa = Proxy::start(redis.addr()).await?;
-    let pb = Proxy::start(redis.addr()).await?;
+    let pa = StallProxy::start(redis.addr())
+        .await
+        .context("starting a stall proxy")?;
+    let pb = StallProxy::start(redis.addr())
+        .await
+        .context("starting a stall proxy")?;
     let mut sa = ctx.spec(&format!("{tag}-A"), &dsn, "redis");
     sa.redis = Some(pa.addr);
     let mut sb = ctx.spec(&format!("{tag}-B"), &dsn, "redis");
@@ -191,7 +196,7 @@ pub async fn missed_invalidation(ctx: &Ctx, rep: &mut Report) -> Result<()> {
 
 pub async fn sigterm(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     // PostgreSQL, so SQLite's single writer does not mix lock waits into the shutdown picture.
-    let pg = PgCluster::start().await?;
+    let pg = Cluster::start().await?;
     let dsn = pg.dsn_via(pg.addr(), "talos");
     migrate(&ctx.bin, &dsn).await?;
     let mut node = ctx.node(ctx.spec("e", &dsn, "memory")).await?;
@@ -341,9 +346,10 @@ pub async fn overload(ctx: &Ctx, rep: &mut Report) -> Result<()> {
     );
     let p99 = t_over.percentile(99.0);
     rep.check(
-        "no client timeouts or broken connections at 10x",
+        "no client timeouts, 408s or broken connections at 10x",
         !t_over.answers.contains_key("client timeout")
-            && !t_over.answers.contains_key("connection broken"),
+            && !t_over.answers.contains_key("connection broken")
+            && !t_over.answers.keys().any(|k| k.starts_with("http 408")),
         t_over.summary(),
     );
     rep.check(
@@ -386,7 +392,7 @@ async fn load(api: &Api, key: &str, conns: usize, d: Duration, pid: u32) -> (Tal
     }
     let mut rss_max = 0;
     while start.elapsed() < d {
-        rss_max = rss_max.max(super::env::proc_rss_fds(pid).0);
+        rss_max = rss_max.max(crate::proc::rss_fds(pid).0);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let mut all = Tally::default();

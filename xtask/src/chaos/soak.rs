@@ -13,9 +13,12 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
 
+use super::Ctx;
 use super::client::{Api, Tally};
-use super::env::{PgCluster, TmpDir, migrate};
-use super::{Ctx, target_dir};
+use super::env::migrate;
+use crate::pg::Cluster;
+use crate::proc::TmpDir;
+use crate::workspace::target_dir;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -42,20 +45,11 @@ struct Sample {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::select! {
-            r = soak(args) => r,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted (services torn down)"),
-        }
-    })
+    super::block_on(soak(args))
 }
 
 async fn soak(args: Args) -> Result<()> {
-    let work = TmpDir::new("soak")?;
+    let work = TmpDir::new("chaos-soak")?;
     let bin = super::server_binary(args.server.clone(), args.no_build, &work.path)?;
     let ctx = Ctx {
         bin,
@@ -66,7 +60,7 @@ async fn soak(args: Args) -> Result<()> {
         missing: Vec::new(),
         seq: Default::default(),
     };
-    let pg = PgCluster::start().await?;
+    let pg = Cluster::start().await?;
     let dsn = pg.dsn_via(pg.addr(), "talos");
     migrate(&ctx.bin, &dsn).await?;
     let node = ctx.node(ctx.spec("soak", &dsn, "memory")).await?;

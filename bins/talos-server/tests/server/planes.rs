@@ -1,86 +1,10 @@
 //! `serve admin` and `serve public` as two processes on one database.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_talos-server");
+use talos_test_support::TestApp;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    /// Starts `serve <plane>` bound to `host` (all interfaces in these tests: the warning depends on it).
-    async fn start(dir: &Path, plane: &str, host: &str) -> Proc {
-        let port = free_port();
-        let child = Command::new(BIN)
-            .args(["serve", plane, "--config", "config.yaml"])
-            .current_dir(dir)
-            .env("TALOS_SERVE_HTTP_HOST", host)
-            .env("TALOS_SERVE_HTTP_PORT", port.to_string())
-            .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_METRICS_PORT", free_port().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut p = Proc {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("serve {plane} exited with {status}: {}", p.log());
-            }
-            if reqwest::get(format!("{}/health/alive", p.url))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "serve {plane} did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Kills the process and returns its log.
-    fn log(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut log = String::new();
-        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut log).ok();
-        log
-    }
-}
+use super::server;
 
 fn assert_not_found(what: &str, (status, body): (u16, Value)) {
     assert_eq!(status, 404, "{what}: {body}");
@@ -92,15 +16,17 @@ fn assert_not_found(what: &str, (status, body): (u16, Value)) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_and_public_planes_share_one_database() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.yaml"),
-        "credentials:\n  issuer: \"http://planes.test\"\n  api_keys: { default_ttl: \"1h\" }\nsecrets:\n  hmac:\n    current: \"planes-test-secret-0123456789abcdefghijkl\"\ndb:\n  dsn: \"sqlite://shared.db\"\n",
-    )
-    .unwrap();
-    // The admin plane first: it applies the SQLite migrations.
-    let mut admin = Proc::start(dir.path(), "admin", "0.0.0.0").await;
-    let mut public = Proc::start(dir.path(), "public", "0.0.0.0").await;
+    // Bound to all interfaces: the warning depends on it. The admin plane first: it applies the
+    // SQLite migrations; the public plane runs on the same configuration and database.
+    let mut admin = server()
+        .issuer("http://planes.test")
+        .default_ttl("1h")
+        .secret("planes-test-secret-0123456789abcdefghijkl")
+        .host("0.0.0.0")
+        .plane("admin")
+        .config("self_service:\n  enabled: true\n  trusted_proxies: [\"127.0.0.1\"]\n")
+        .spawn();
+    let mut public = admin.spawn_another(Some("public"));
     use reqwest::Method as M;
 
     let (s, issued) = admin
@@ -133,7 +59,7 @@ async fn admin_and_public_planes_share_one_database() {
         .filter(|e| e.path.starts_with("/v2alpha1/admin/"))
     {
         let method: M = e.method.as_str().to_uppercase().parse().unwrap();
-        let path = e.path.replace("{key_id}", kid);
+        let path = e.path.replace("{key_id}", kid).replace("{actor_id}", "a");
         assert_not_found(
             &format!("public {method} {path}"),
             public.call(method, &path, Some(json!({}))).await,
@@ -174,11 +100,39 @@ async fn admin_and_public_planes_share_one_database() {
     assert_eq!(s, 200);
     assert_eq!(j["status"], "KEY_STATUS_REVOKED", "{j}");
 
+    // Self-service: on the public plane only; the actor comes from the trusted proxy's header.
+    let self_issue = |p: &TestApp| {
+        reqwest::Client::new()
+            .post(format!("{}/v2alpha1/self/issuedApiKeys", p.url))
+            .header("X-User-Id", "alice")
+            .json(&json!({"name": "mine"}))
+            .send()
+    };
+    let r = self_issue(&public).await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let j: Value = r.json().await.unwrap();
+    let (s, listed) = admin
+        .call(M::GET, "/v2alpha1/admin/issuedApiKeys?actor_id=alice", None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        listed["issued_api_keys"][0]["key_id"], j["issued_api_key"]["key_id"],
+        "{listed}"
+    );
+    let r = self_issue(&admin).await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        404,
+        "self-service is not on the admin plane"
+    );
+
+    admin.kill();
     let admin_log = admin.log();
     assert!(
         admin_log.contains("the admin API is open"),
         "an open admin plane on a non-loopback address warns:\n{admin_log}"
     );
+    public.kill();
     let public_log = public.log();
     assert!(
         !public_log.contains("the admin API is open"),

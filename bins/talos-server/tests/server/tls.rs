@@ -2,10 +2,12 @@
 //! a plain metrics port, a certificate swap picked up without a restart, and clear startup errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{BIN, Server, free_port};
+use talos_test_support::TestApp;
+
+use super::server;
 
 /// Runs `openssl` with `args` split at spaces (no argument here contains one).
 fn openssl(dir: &Path, args: &str) -> Vec<u8> {
@@ -70,7 +72,7 @@ impl Pki {
 }
 
 /// The leaf certificate the server presents on a fresh connection.
-async fn served_certificate(s: &Server, ca_pem: &[u8]) -> Vec<u8> {
+async fn served_certificate(s: &TestApp, ca_pem: &[u8]) -> Vec<u8> {
     let client = reqwest::Client::builder()
         .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca_pem).unwrap())
         .tls_info(true)
@@ -89,7 +91,7 @@ async fn served_certificate(s: &Server, ca_pem: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-async fn metrics(s: &Server) -> String {
+async fn metrics(s: &TestApp) -> String {
     reqwest::get(format!("{}/metrics", s.metrics_url))
         .await
         .unwrap()
@@ -122,8 +124,7 @@ async fn tls_serves_https_and_follows_certificate_swaps_without_restart() {
         ("TALOS_SERVE_HTTP_TLS_CERT_FILE", cert.to_str().unwrap()),
         ("TALOS_SERVE_HTTP_TLS_KEY_FILE", key.to_str().unwrap()),
     ];
-    let mut s = Server::start_with(dir.path(), &["serve", "--dev"], &env, Some(&ca));
-    s.wait_alive().await;
+    let mut s = server().dev().dir(dir.path()).envs(&env).tls(&ca).spawn();
     assert!(s.url.starts_with("https://"));
 
     // The API over HTTPS.
@@ -193,37 +194,19 @@ async fn tls_serves_https_and_follows_certificate_swaps_without_restart() {
     assert!(s.terminate().success());
 }
 
-/// Runs `talos-server serve --dev` expecting it to exit; returns its stderr.
+/// Runs `talos-server serve --dev` in `dir` expecting it to exit; returns its log.
 fn failed_start(dir: &Path, cert: &str, key: &str) -> String {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .current_dir(dir)
-        .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
-        .env("TALOS_SERVE_HTTP_PORT", free_port().to_string())
-        .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
-        .env("TALOS_SERVE_METRICS_PORT", free_port().to_string())
+    let exited = server()
+        .dev()
+        .dir(dir)
         .env("TALOS_SERVE_HTTP_TLS_CERT_FILE", cert)
         .env("TALOS_SERVE_HTTP_TLS_KEY_FILE", key)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("talos-server started with cert {cert:?} and key {key:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success());
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-    err
+        .spawn_expecting_exit();
+    assert!(
+        !exited.status.success(),
+        "talos-server started with cert {cert:?} and key {key:?}"
+    );
+    exited.log
 }
 
 #[test]

@@ -1,3 +1,5 @@
+//! Tests of the batch-import readers: JSON arrays, JSON lines and CSV, row errors and fatal ones.
+
 use std::io::Cursor;
 
 use serde_json::json;

@@ -1,17 +1,19 @@
-//! Test harness: a real `talos-server` per test, and a runner for the real `talos` binary.
+//! Test harness: a real `talos-server` per test (the workspace's `TestApp` on the quickstart
+//! configuration), and a runner for the real `talos` binary.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use talos_test_support::{QUICKSTART_JWKS, TestApp, http_get};
+pub use talos_test_support::{free_port, unique};
 
-/// The quickstart configuration (shared/conformance/quickstart-config.yaml); host, ports and DSN come from the
-/// environment, as in the conformance runner.
-pub const QUICKSTART_CONFIG: &str = r#"
+/// The quickstart configuration (shared/conformance/quickstart-config.yaml) with the dev JWKS
+/// in place of `JWKS_URL`; host, ports and database come from the harness, as in the conformance
+/// runner.
+const QUICKSTART_CONFIG: &str = r#"
 serve:
   http: { host: "0.0.0.0", port: 8080 }
   metrics: { host: "0.0.0.0", port: 4422 }
@@ -25,7 +27,7 @@ credentials:
     jwt:
       signing_keys:
         urls:
-          - "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0="
+          - "JWKS_URL"
     macaroon:
       prefix: { current: "mc" }
 db:
@@ -56,124 +58,46 @@ pub fn server_binary() -> PathBuf {
     p
 }
 
-/// A free loopback port (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A string unique within this test run, for raw keys and actors.
-pub fn unique() -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// Path as &str for argument lists.
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
 /// A running server; killed on drop.
-pub struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    /// Its database.
-    pub dsn: String,
-    dir: tempfile::TempDir,
+pub struct Server(TestApp);
+
+impl Deref for Server {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.0
+    }
 }
 
 impl Server {
     /// Migrates a fresh SQLite database and starts `talos-server serve` with the quickstart config.
     pub fn start() -> Server {
-        Server::start_with(&[], false)
+        Server::start_with(&[], None)
     }
 
-    /// Like [`Server::start`] with extra environment; `https` when that environment sets
-    /// `serve.http.tls` (readiness is then checked on the plain metrics port).
-    pub fn start_with(env: &[(&str, &str)], https: bool) -> Server {
-        let bin = server_binary();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let dsn = format!("sqlite://{}/t.db", dir.path().display());
-        let config = dir.path().join("config.yaml");
-        std::fs::write(&config, QUICKSTART_CONFIG).expect("write config");
-
-        let out = server_command(&bin, dir.path())
-            .args(["migrate", "up", "--database", &dsn])
-            .output()
-            .expect("run talos-server migrate up");
-        assert!(
-            out.status.success(),
-            "talos-server migrate up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-
-        let port = free_port();
-        let mut mport = free_port();
-        while mport == port {
-            mport = free_port();
+    /// Like [`Server::start`] with extra environment; with `ca`, the PEM root of the certificate
+    /// that environment configures in `serve.http.tls` (URLs say `https`).
+    pub fn start_with(env: &[(&str, &str)], ca: Option<&Path>) -> Server {
+        let mut b = TestApp::builder()
+            .binary(server_binary())
+            .config_file(&QUICKSTART_CONFIG.replace("JWKS_URL", QUICKSTART_JWKS))
+            .sqlite()
+            .migrate()
+            .envs(env);
+        if let Some(ca) = ca {
+            b = b.tls(&std::fs::read(ca).expect("read the CA certificate"));
         }
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = server_command(&bin, dir.path())
-            .args(["serve", "--config", path(&config)])
-            .env("TALOS_DB_DSN", &dsn)
-            .env("TALOS_SERVE_HTTP_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_HTTP_PORT", port.to_string())
-            .env("TALOS_SERVE_METRICS_HOST", "127.0.0.1")
-            .env("TALOS_SERVE_METRICS_PORT", mport.to_string())
-            .envs(env.iter().copied())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn talos-server serve");
-        let scheme = if https { "https" } else { "http" };
-        let mut srv = Server {
-            child,
-            url: format!("{scheme}://127.0.0.1:{port}"),
-            dsn,
-            dir,
-        };
-        srv.wait_alive(if https { mport } else { port });
-        srv
+        Server(b.spawn())
     }
 
-    fn log(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    fn wait_alive(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "talos-server exited early ({status}); its log:\n{}",
-                    self.log()
-                );
-            }
-            if http_get(port, "/health/alive")
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200"))
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "talos-server did not answer /health/alive within 30 s; its log:\n{}",
-            self.log()
-        );
+    /// Its database.
+    pub fn dsn(&self) -> &str {
+        self.0.dsn.as_deref().expect("a fresh SQLite database")
     }
 
     /// Runs `talos ARGS -e URL`.
@@ -188,47 +112,8 @@ impl Server {
 
     /// The public JWKS document, fetched without the CLI.
     pub fn jwks(&self) -> String {
-        let port = self
-            .url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port");
-        http_get(port, "/.well-known/jwks.json").unwrap_or_default()
+        http_get(self.port(), "/.well-known/jwks.json").unwrap_or_default()
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server_command(bin: &Path, cwd: &Path) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(cwd);
-    // Our own TALOS_* (e.g. TALOS_URL, secrets exported by a developer) must not leak into the server's config.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("TALOS_") {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd
-}
-
-/// Minimal HTTP/1.0 GET on loopback; the whole response as text.
-pub fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    Some(buf)
 }
 
 /// Result of one `talos` run.

@@ -6,14 +6,16 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Config;
+use super::{Sections, Tree};
 
-const REDACTED: &str = "[REDACTED]";
+/// What a secret value is replaced with before hashing.
+pub const REDACTED: &str = "[REDACTED]";
 
-/// Hex SHA-256 (first 16 bytes) of the config as JSON with secrets removed.
-pub fn config_hash(c: &Config) -> String {
+/// Hex SHA-256 (first 16 bytes) of the whole tree as JSON with secrets removed: the domain's
+/// here, the program's by [`Sections::redact`].
+pub fn config_hash<S: Sections>(tree: &Tree<S>) -> String {
     // `Secret` values (HMAC secrets, the Redis password) already serialize as a placeholder.
-    let mut v = serde_json::to_value(c).expect("the config serializes");
+    let mut v = serde_json::to_value(tree).expect("the config serializes");
     // JWK sets inline in `base64://` URLs carry private keys; `file://` paths are not secret.
     if let Some(urls) = v
         .pointer_mut("/credentials/derived_tokens/jwt/signing_keys/urls")
@@ -29,16 +31,7 @@ pub fn config_hash(c: &Config) -> String {
         let redacted = redact_dsn(dsn.as_str().unwrap_or_default());
         *dsn = Value::String(redacted);
     }
-    if let Some(tokens) = v
-        .pointer_mut("/serve/http/admin_auth/tokens")
-        .and_then(Value::as_array_mut)
-    {
-        for t in tokens {
-            if let Some(d) = t.get_mut("sha256") {
-                *d = Value::String(REDACTED.into());
-            }
-        }
-    }
+    S::redact(&mut v);
     let bytes = serde_json::to_vec(&v).expect("a JSON value serializes");
     hex::encode(&Sha256::digest(&bytes)[..16])
 }
@@ -61,17 +54,21 @@ fn redact_dsn(dsn: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
+    use crate::config::{NoSections, load_tree_str};
 
     fn hash(yaml: &str) -> String {
-        config_hash(&load_str(yaml, "t.yaml", &Default::default()).unwrap().0)
+        config_hash(
+            &load_tree_str::<NoSections>(yaml, "t.yaml", &Default::default())
+                .unwrap()
+                .0,
+        )
     }
 
     #[test]
     fn the_hash_ignores_secret_values_and_follows_settings() {
-        let base = |secret: &str, pw: &str, port: u16| {
+        let base = |secret: &str, pw: &str, conns: u16| {
             format!(
-                "serve: {{ http: {{ port: {port} }} }}\nsecrets: {{ hmac: {{ current: \"{secret}\", retired: [\"{secret}-old\"] }} }}\ndb: {{ dsn: \"postgres://talos:{pw}@db:5432/talos?password={pw}\" }}\ncache: {{ redis: {{ password: \"{pw}\" }} }}\ncredentials: {{ derived_tokens: {{ jwt: {{ signing_keys: {{ urls: [\"base64://{pw}\"] }} }} }} }}\n"
+                "secrets: {{ hmac: {{ current: \"{secret}\", retired: [\"{secret}-old\"] }} }}\ndb: {{ max_conns: {conns}, dsn: \"postgres://talos:{pw}@db:5432/talos?password={pw}\" }}\ncache: {{ redis: {{ password: \"{pw}\" }} }}\ncredentials: {{ derived_tokens: {{ jwt: {{ signing_keys: {{ urls: [\"base64://{pw}\"] }} }} }} }}\n"
             )
         };
         let a = hash(&base("first-secret-0123456789abcdefghijklmnop", "pw1", 80));

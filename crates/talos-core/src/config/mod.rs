@@ -1,27 +1,63 @@
 //! The configuration tree: one typed tree, loaded once from a YAML file and `TALOS_*` environment
 //! variables (see [`load`]), then passed explicitly.
+//!
+//! [`Config`] holds the domain's sections only. A program that embeds the service and has
+//! settings of its own (the server's `serve`, `log`, `tracing`) declares them as [`Sections`]
+//! and loads the whole tree as a [`Tree`] with [`load_tree`]: still one file, one set of
+//! `TALOS_*` variables and one `config_hash`, with unknown keys refused across both parts.
 
 mod fingerprint;
 mod load;
+mod overlay;
 mod reference;
+mod tree;
 mod types;
 
-pub use fingerprint::config_hash;
-pub use load::{ConfigError, ConfigSource, env_var_names, load, load_str, load_with_base};
+pub use fingerprint::{REDACTED, config_hash};
+pub use load::{
+    ConfigError, ConfigSource, env_var_names, load, load_str, load_tree, load_tree_str,
+};
+pub use overlay::{OVERLAY_KEYS, apply_overlay};
 pub use reference::reference_markdown;
+pub use tree::{NoSections, Sections, Tree};
 pub use types::{ByteSize, ConfigDuration};
 
 use serde::{Deserialize, Serialize};
 use talos_secrets::{RetiredSecret, Secret};
 
-pub use crate::admin_auth::{AdminAuthConfig, AdminTokenConfig};
+/// Upstream keys that mean nothing here, with why: accepted so that upstream files load, and named
+/// in one startup warning each when a file or the environment sets them (decisions.md,
+/// "Settings"). Go's Ristretto and go-redis pool knobs have no counterpart: moka admits by its
+/// own policy, and each node multiplexes Redis commands over one connection (plus one for
+/// pub/sub) that reconnects on failure.
+pub const NO_EFFECT: &[(&str, &str)] = &[
+    (
+        "cache.memory.num_counters",
+        "a Ristretto admission knob; the memory cache (moka) sizes its admission filter itself",
+    ),
+    (
+        "cache.redis.pool_size",
+        "commands share one multiplexed connection per Redis node, not a pool",
+    ),
+    (
+        "cache.redis.min_idle_conns",
+        "commands share one multiplexed connection per Redis node, not a pool",
+    ),
+    (
+        "cache.redis.conn_max_idle_time",
+        "the multiplexed Redis connection is kept open and reconnects on failure",
+    ),
+    (
+        "cache.redis.conn_max_lifetime",
+        "the multiplexed Redis connection is kept open and reconnects on failure",
+    ),
+];
 
-/// The whole configuration. Every section is optional; defaults follow upstream except where
+/// The domain's configuration. Every section is optional; defaults follow upstream except where
 /// `decisions.md` overrides them (key prefix `talos`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub serve: ServeConfig,
     pub credentials: CredentialsConfig,
     pub secrets: SecretsConfig,
     pub db: DbConfig,
@@ -29,135 +65,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub quota: QuotaConfig,
     pub last_used: LastUsedConfig,
-    pub log: LogConfig,
-    pub tracing: TracingConfig,
     pub multitenancy: MultitenancyConfig,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServeConfig {
-    pub http: HttpConfig,
-    pub metrics: MetricsConfig,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    pub host: String,
-    pub port: u16,
-    pub trust_forwarded_host: bool,
-    /// `CLIENT_IP_SOURCE_*` name; empty or UNSPECIFIED = the TCP peer address.
-    pub client_ip_source: String,
-    pub request_log: RequestLogConfig,
-    pub cors: CorsConfig,
-    /// Worker threads; 0 = one per core.
-    pub workers: usize,
-    /// Bearer tokens for `/v2alpha1/admin/*` (reloadable).
-    pub admin_auth: AdminAuthConfig,
-    /// Accepted `Host` names (421 otherwise); empty = loopback names on a loopback bind, else any.
-    pub allowed_hosts: Vec<String>,
-    /// Longest a request may take before it is answered 503 `DEADLINE_EXCEEDED`.
-    pub request_timeout: ConfigDuration,
-    /// Longest the request headers, and separately the body, may take to arrive.
-    pub client_timeout: ConfigDuration,
-    /// Requests in flight per worker beyond which new ones get 503 `OVERLOADED`; 0 = no limit.
-    pub max_inflight: usize,
-    /// After SIGTERM, how long the server keeps answering (readiness 503, `Connection: close`)
-    /// before it stops accepting and finishes what is in flight.
-    pub drain_time: ConfigDuration,
-    /// HTTPS on the API port (both files or neither).
-    pub tls: TlsConfig,
-}
-
-/// The API port's certificate pair, PEM files re-read when they change. Empty = plain HTTP.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Certificate chain, leaf first.
-    pub cert_file: String,
-    /// Private key of the leaf (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: String,
-}
-
-impl TlsConfig {
-    /// True when both files are set (validation refuses one without the other).
-    pub fn enabled(&self) -> bool {
-        !self.cert_file.trim().is_empty() && !self.key_file.trim().is_empty()
-    }
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            host: "0.0.0.0".into(),
-            port: 4420,
-            trust_forwarded_host: false,
-            client_ip_source: String::new(),
-            request_log: RequestLogConfig::default(),
-            cors: CorsConfig::default(),
-            workers: 0,
-            admin_auth: AdminAuthConfig::default(),
-            allowed_hosts: Vec::new(),
-            request_timeout: ConfigDuration::secs(15),
-            client_timeout: ConfigDuration::secs(10),
-            max_inflight: 1024,
-            drain_time: ConfigDuration::secs(1),
-            tls: TlsConfig::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RequestLogConfig {
-    pub exclude_health_endpoints: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CorsConfig {
-    pub enabled: bool,
-    pub allowed_origins: Vec<String>,
-    pub allowed_methods: Vec<String>,
-    pub allowed_headers: Vec<String>,
-    pub exposed_headers: Vec<String>,
-    pub allow_credentials: bool,
-    pub max_age: u64,
-    pub debug: bool,
-}
-
-impl Default for CorsConfig {
-    fn default() -> Self {
-        CorsConfig {
-            enabled: false,
-            allowed_origins: vec!["*".into()],
-            allowed_methods: ["GET", "POST", "PUT", "PATCH", "DELETE"]
-                .map(String::from)
-                .to_vec(),
-            allowed_headers: vec!["Authorization".into(), "Content-Type".into()],
-            exposed_headers: vec!["Content-Type".into()],
-            allow_credentials: false,
-            max_age: 0,
-            debug: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsConfig {
-    pub host: String,
-    pub port: u16,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            host: "0.0.0.0".into(),
-            port: 4422,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -384,6 +292,7 @@ impl Default for CacheConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryCacheConfig {
     pub max_size: ByteSize,
+    /// No effect ([`NO_EFFECT`]).
     pub num_counters: u64,
 }
 
@@ -430,15 +339,15 @@ pub struct RedisConfig {
     pub password: Option<Secret>,
     /// 0..15.
     pub db: u8,
-    /// Accepted for compatibility; commands share one multiplexed connection per node.
+    /// No effect ([`NO_EFFECT`]): commands share one multiplexed connection per node.
     pub pool_size: usize,
     /// Bounds every connect and every command; a slower Redis counts as unavailable.
     pub timeout: ConfigDuration,
-    /// Accepted for compatibility (see `pool_size`).
+    /// No effect ([`NO_EFFECT`]).
     pub min_idle_conns: usize,
-    /// Accepted for compatibility (see `pool_size`).
+    /// No effect ([`NO_EFFECT`]).
     pub conn_max_idle_time: ConfigDuration,
-    /// Accepted for compatibility (see `pool_size`).
+    /// No effect ([`NO_EFFECT`]).
     pub conn_max_lifetime: ConfigDuration,
     pub tls: RedisTlsConfig,
     /// Prefix of every Redis key and channel (`<key_prefix>:v1:…`): deployments sharing one Redis
@@ -529,12 +438,18 @@ pub struct QuotaConfig {
     pub api_keys_max: u64,
 }
 
+/// The asynchronous `last_used_time` writer: verification hands a key to a bounded queue (never
+/// waiting), workers write batches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LastUsedConfig {
+    /// Keys waiting to be written; when full, a key is not queued (and retried on a later use).
     pub queue_size: usize,
+    /// Keys per write (one transaction).
     pub flush_size: usize,
+    /// Longest a queued key waits for its batch to fill before it is written anyway.
     pub flush_interval: ConfigDuration,
+    /// Writers working in parallel.
     pub num_workers: usize,
 }
 
@@ -545,55 +460,6 @@ impl Default for LastUsedConfig {
             flush_size: 100,
             flush_interval: ConfigDuration::secs(30),
             num_workers: 4,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Json,
-    Text,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    pub level: String,
-    pub format: LogFormat,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TracingConfig {
-    pub enabled: bool,
-    pub service_name: String,
-    pub exporter: String,
-    pub endpoint: String,
-    pub sample_rate: f64,
-    pub service_version: String,
-    pub environment: String,
-}
-
-impl Default for TracingConfig {
-    fn default() -> Self {
-        TracingConfig {
-            enabled: false,
-            service_name: "talos".into(),
-            exporter: "otlp".into(),
-            endpoint: String::new(),
-            sample_rate: 0.001,
-            service_version: "0.0.0".into(),
-            environment: "development".into(),
         }
     }
 }
@@ -610,6 +476,8 @@ pub struct MultitenancyConfig {
 pub struct NetworkConfig {
     pub hostname: String,
     pub id: uuid::Uuid,
+    /// A YAML overlay of this network's `credentials.*`, `secrets.*`, `rate_limit.enabled` and
+    /// `cache.ttl` ([`apply_overlay`]); reloaded when it changes.
     #[serde(default)]
     pub config_path: Option<String>,
 }

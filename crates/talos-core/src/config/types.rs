@@ -14,6 +14,9 @@ impl ConfigDuration {
     pub const fn secs(s: u64) -> Self {
         ConfigDuration(Duration::from_secs(s))
     }
+    pub const fn millis(ms: u64) -> Self {
+        ConfigDuration(Duration::from_millis(ms))
+    }
     pub fn get(self) -> Duration {
         self.0
     }
@@ -51,7 +54,7 @@ impl<'de> Deserialize<'de> for ConfigDuration {
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
@@ -78,9 +81,20 @@ impl ByteSize {
     }
 }
 
+/// Written back as text (`100MiB`, `512KiB`, `12`), so that its `TALOS_*` variable takes the
+/// same forms as the file.
 impl Serialize for ByteSize {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
+        let n = self.0;
+        if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
+            s.collect_str(&format_args!("{}GiB", n >> 30))
+        } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+            s.collect_str(&format_args!("{}MiB", n >> 20))
+        } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+            s.collect_str(&format_args!("{}KiB", n >> 10))
+        } else {
+            s.collect_str(&n)
+        }
     }
 }
 
@@ -113,6 +127,15 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(ByteSize::parse(text).ok().map(|b| b.0), want, "{text}");
+        }
+        for (n, text) in [
+            (100 << 20, "\"100MiB\""),
+            (3 << 30, "\"3GiB\""),
+            (1000, "\"1000\""),
+        ] {
+            let shown = serde_json::to_string(&ByteSize(n)).unwrap();
+            assert_eq!(shown, text);
+            assert_eq!(serde_json::from_str::<ByteSize>(&shown).unwrap().0, n);
         }
     }
 }

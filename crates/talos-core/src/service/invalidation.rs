@@ -28,7 +28,7 @@ use talos_storage::Store;
 use super::CachedKey;
 
 /// How long one successful outbox poll lets a node trust the shared cache.
-pub const LEASE: Duration = Duration::from_secs(2);
+pub(crate) const LEASE: Duration = Duration::from_secs(2);
 /// Outbox poll interval: several polls per lease, so a healthy node never lets its lease lapse.
 const POLL: Duration = Duration::from_millis(500);
 /// Evictions delivered per poll.
@@ -134,9 +134,11 @@ impl super::Service {
     /// reached, records the eviction in the outbox and waits out every node's lease, so that when
     /// this returns no node answers from the entry (module docs).
     pub(crate) async fn evict_key(&self, key: &CacheKey) {
-        let Err(e) = self.cache.evict(key).await else {
+        let span = super::verify::cache_span("cache.evict", self.cache.kind());
+        let Err(e) = tracing::Instrument::instrument(self.cache.evict(key), span).await else {
             return;
         };
+        crate::domain_metrics::domain().cache_error(crate::domain_metrics::CacheOp::Evict);
         if !self.cache_trust.is_shared() {
             tracing::warn!(error = %e, cache = self.cache.kind(), "cache eviction failed");
             return;
@@ -160,6 +162,45 @@ impl super::Service {
                 "cache eviction could reach neither Redis nor the database; other nodes may serve \
                  the entry until its TTL"
             ),
+        }
+    }
+}
+
+impl super::Service {
+    /// [`Service::evict_key`](super::Service::evict_key) for many keys (an actor's, after its
+    /// quota changed): the ones that cannot reach a shared cache are recorded, and the lease is
+    /// waited out once for all of them.
+    pub(crate) async fn evict_keys(&self, keys: &[CacheKey]) {
+        let mut recorded = 0usize;
+        for key in keys {
+            let Err(e) = self.cache.evict(key).await else {
+                continue;
+            };
+            if !self.cache_trust.is_shared() {
+                tracing::warn!(error = %e, cache = self.cache.kind(), "cache eviction failed");
+                continue;
+            }
+            match self
+                .store
+                .add_invalidation(key.nid, &key.key, Utc::now())
+                .await
+            {
+                Ok(()) => recorded += 1,
+                Err(db) => tracing::error!(
+                    error = %e,
+                    database = %db,
+                    "cache eviction could reach neither Redis nor the database; other nodes may \
+                     serve the entry until its TTL"
+                ),
+            }
+        }
+        if recorded > 0 {
+            tracing::warn!(
+                recorded,
+                "cache evictions could not reach Redis; recorded them, and every node reads the \
+                 database until they are delivered"
+            );
+            tokio::time::sleep(LEASE + POLL).await;
         }
     }
 }

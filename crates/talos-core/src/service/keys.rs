@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::Service;
 use super::requests::*;
 use crate::audit;
+use crate::domain_metrics::domain;
 use crate::error::{CoreError, Result};
 use crate::runtime::Runtime;
 
@@ -32,20 +33,11 @@ pub struct Rotated {
     pub old: KeyRecord,
 }
 
-/// Batch import error codes (`BATCH_CREATE_IMPORTED_API_KEYS_ERROR_*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BatchErrorCode {
-    InvalidArgument,
-    AlreadyExists,
-    FailedPrecondition,
-    Internal,
-    ResourceExhausted,
-}
-
-#[derive(Debug, Clone)]
+/// One item of a batch import: the imported key, or why this item was refused.
+#[derive(Debug)]
 pub struct BatchItem {
     pub index: usize,
-    pub result: std::result::Result<KeyRecord, (BatchErrorCode, String)>,
+    pub result: Result<KeyRecord>,
 }
 
 /// What kind of key an id names: UUIDs are issued keys, 64 hex characters imported ones.
@@ -60,24 +52,13 @@ pub fn kind_of_key_id(key_id: &str) -> Option<KeyKind> {
 }
 
 fn not_found(kind: KeyKind) -> CoreError {
-    match kind {
-        KeyKind::Issued => CoreError::key_not_found(),
-        KeyKind::Imported => CoreError::imported_not_found(),
-    }
+    CoreError::not_found(kind)
 }
 
-/// Maps storage errors for a key addressed by id.
+/// Maps storage errors for a key addressed by id: "not found" names the kind.
 fn by_id(kind: KeyKind) -> impl Fn(StorageError) -> CoreError {
     move |e| match e {
         StorageError::NotFound => not_found(kind),
-        StorageError::Conflict(ConflictKind::AlreadyRevoked) => CoreError::AlreadyExists {
-            reason: "CONFLICT",
-            message: "key is already revoked".into(),
-        },
-        StorageError::Conflict(ConflictKind::NotActive) => CoreError::FailedPrecondition {
-            reason: "FAILED_PRECONDITION",
-            message: "cannot rotate a non-active key".into(),
-        },
         other => other.into(),
     }
 }
@@ -172,6 +153,8 @@ fn new_record(
         revocation_description: None,
         request_id: spec.request_id.clone().filter(|r| !r.is_empty()),
         imported: None,
+        credits: spec.credits.map(|c| c.to_credits(now)).transpose()?,
+        actor_has_quota: None,
     })
 }
 
@@ -201,11 +184,12 @@ impl Service {
         Ok((key_id, secret))
     }
 
+    #[tracing::instrument(level = "debug", name = "talos.issue", skip_all, fields(network = %nid))]
     pub async fn issue(&self, nid: Uuid, spec: KeySpec) -> Result<IssuedKey> {
-        let rt = self.runtime();
+        let rt = self.runtime(nid);
         rt.keyring.current().map_err(|_| CoreError::NoHmacKey)?;
         check_spec(&spec)?;
-        let now = Utc::now();
+        let now = self.now();
         let ttl = rt.key_ttl(spec.ttl.as_deref())?;
         let visibility = spec.visibility.unwrap_or(Visibility::Unspecified);
         let (key_id, secret) = Self::mint(&rt, visibility, now)?;
@@ -220,20 +204,19 @@ impl Service {
         match self.insert_within_quota(&rt, &rec, now).await {
             Ok(InsertOutcome::Inserted(key)) => {
                 audit::key_event(audit::names::ISSUED_CREATED, &key);
+                domain().key_created(1);
                 Ok(IssuedKey { key, secret })
             }
             Ok(InsertOutcome::Existing(key)) => Ok(IssuedKey {
                 key,
                 secret: String::new(),
             }),
-            Err(StorageError::Conflict(_)) => Err(CoreError::AlreadyExists {
-                reason: "API_KEY_EXISTS",
-                message: "API key already exists".into(),
-            }),
+            Err(StorageError::Conflict(_)) => Err(CoreError::KeyExists),
             Err(e) => Err(e.into()),
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "talos.get_key", skip_all, fields(network = %nid))]
     pub async fn get_key(&self, nid: Uuid, kind: KeyKind, key_id: &str) -> Result<KeyRecord> {
         if kind_of_key_id(key_id) != Some(kind) {
             return Err(not_found(kind));
@@ -241,9 +224,11 @@ impl Service {
         self.store
             .get_key(nid, kind, key_id)
             .await
-            .map_err(by_id(kind))
+            .map_err(by_id(kind))?
+            .ok_or_else(|| not_found(kind))
     }
 
+    #[tracing::instrument(level = "debug", name = "talos.update_key", skip_all, fields(network = %nid))]
     pub async fn update_key(
         &self,
         nid: Uuid,
@@ -302,11 +287,17 @@ impl Service {
             check_cidrs(&c)?;
             patch.allowed_cidrs = Some(cidrs_or_none(Some(c)));
         }
+        if apply(UpdateField::Credits, req.credits.is_some()) {
+            patch.credits = Some(req.credits.map(|c| c.to_credits(self.now())).transpose()?);
+        }
         let rec = if patch.is_empty() {
-            self.store.get_key(nid, kind, key_id).await
+            self.store
+                .get_key(nid, kind, key_id)
+                .await
+                .and_then(|r| r.ok_or(StorageError::NotFound))
         } else {
             self.store
-                .update_key(nid, kind, key_id, &patch, Utc::now())
+                .update_key(nid, kind, key_id, &patch, self.now())
                 .await
         }
         .map_err(by_id(kind))?;
@@ -322,22 +313,22 @@ impl Service {
         Ok(rec)
     }
 
+    #[tracing::instrument(level = "debug", name = "talos.rotate", skip_all, fields(network = %nid))]
     pub async fn rotate(&self, nid: Uuid, key_id: &str, req: RotateRequest) -> Result<Rotated> {
-        let rt = self.runtime();
+        let rt = self.runtime(nid);
         rt.keyring.current().map_err(|_| CoreError::NoHmacKey)?;
         if kind_of_key_id(key_id) != Some(KeyKind::Issued) {
-            return Err(CoreError::key_not_found());
+            return Err(not_found(KeyKind::Issued));
         }
-        let now = Utc::now();
+        let now = self.now();
         let old = self
             .store
             .get_key(nid, KeyKind::Issued, key_id)
             .await
-            .map_err(by_id(KeyKind::Issued))?;
+            .map_err(by_id(KeyKind::Issued))?
+            .ok_or_else(|| not_found(KeyKind::Issued))?;
         if old.status_at(now) != talos_storage::KeyStatus::Active {
-            return Err(by_id(KeyKind::Issued)(StorageError::Conflict(
-                ConflictKind::NotActive,
-            )));
+            return Err(CoreError::NotActive);
         }
         let spec = KeySpec {
             name: req.name.unwrap_or_else(|| old.name.clone()),
@@ -349,6 +340,8 @@ impl Service {
             allowed_cidrs: req.allowed_cidrs.or_else(|| old.allowed_cidrs.clone()),
             visibility: Some(req.visibility.unwrap_or(old.visibility)),
             request_id: None,
+            // Carried over by the storage, as the old key's balance is at the rotation.
+            credits: None,
         };
         check_spec(&spec)?;
         let visibility = spec.visibility.unwrap_or(Visibility::Unspecified);
@@ -370,6 +363,7 @@ impl Service {
             .await
             .map_err(by_id(KeyKind::Issued))?;
         self.evict(&old).await;
+        domain().key_rotated();
         audit::key_event(audit::names::ISSUED_ROTATED, &old);
         audit::key_event(audit::names::ISSUED_CREATED, &new);
         Ok(Rotated {
@@ -379,6 +373,7 @@ impl Service {
     }
 
     /// Admin revoke, for either kind (the id's shape says which).
+    #[tracing::instrument(level = "debug", name = "talos.revoke", skip_all, fields(network = %nid))]
     pub async fn revoke(
         &self,
         nid: Uuid,
@@ -394,9 +389,7 @@ impl Service {
         };
         let text = req.reason_text.filter(|t| !t.is_empty());
         if text.is_some() && req.reason != RevocationReason::PrivilegeWithdrawn {
-            return Err(CoreError::bad(
-                "reason_text is only allowed with REVOCATION_REASON_PRIVILEGE_WITHDRAWN",
-            ));
+            return Err(CoreError::ReasonTextNotAllowed);
         }
         if let Some(t) = &text {
             check_len("reason_text", t, 0, 1024)?;
@@ -404,7 +397,7 @@ impl Service {
         let revocation = Revocation {
             reason: req.reason,
             description: text,
-            at: Utc::now(),
+            at: self.now(),
         };
         let rec = self
             .store
@@ -412,29 +405,32 @@ impl Service {
             .await
             .map_err(by_id(kind))?;
         self.evict(&rec).await;
+        domain().key_revoked(revocation.reason);
         audit::key_event(revoked_event(kind), &rec);
         Ok(rec)
     }
 
     /// Revocation by proof of possession: the caller presents the key itself.
+    #[tracing::instrument(level = "debug", name = "talos.self_revoke", skip_all, fields(network = %nid))]
     pub async fn self_revoke(
         &self,
         nid: Uuid,
         credential: &str,
         reason: RevocationReason,
     ) -> Result<()> {
-        let rt = self.runtime();
+        if credential.is_empty() {
+            return Err(CoreError::CredentialRequired);
+        }
+        let rt = self.runtime(nid);
         rt.keyring.current().map_err(|_| CoreError::NoHmacKey)?;
         if reason == RevocationReason::PrivilegeWithdrawn {
-            return Err(CoreError::bad(
-                "REVOCATION_REASON_PRIVILEGE_WITHDRAWN is reserved for administrators",
-            ));
+            return Err(CoreError::ReasonReserved);
         }
         let rec = self.resolve_credential(&rt, nid, credential).await?;
         let revocation = Revocation {
             reason,
             description: None,
-            at: Utc::now(),
+            at: self.now(),
         };
         match self
             .store
@@ -443,6 +439,7 @@ impl Service {
         {
             Ok(r) => {
                 self.evict(&r).await;
+                domain().key_revoked(reason);
                 audit::key_event(revoked_event(r.kind), &r);
             }
             Err(StorageError::Conflict(ConflictKind::AlreadyRevoked)) => {}
@@ -461,20 +458,18 @@ impl Service {
         check_len("credential", credential, 1, 4096)?;
         match route::classify(credential, &rt.allowed_prefixes, &rt.macaroon_prefixes) {
             route::Credential::Jwt(_) | route::Credential::Macaroon(_) => {
-                Err(CoreError::InvalidArgument {
-                    reason: "DERIVED_TOKEN_NOT_REVOCABLE",
-                    message: "derived tokens cannot be revoked; revoke the parent key".into(),
-                })
+                Err(CoreError::DerivedTokenNotRevocable)
             }
-            route::Credential::MalformedIssued(_) => Err(CoreError::key_not_found()),
+            route::Credential::MalformedIssued(_) => Err(not_found(KeyKind::Issued)),
             route::Credential::Issued(parsed) => {
                 if issued::verify_checksum(&parsed, &rt.keyring).is_none() {
-                    return Err(CoreError::key_not_found());
+                    return Err(not_found(KeyKind::Issued));
                 }
                 self.store
                     .get_key(nid, KeyKind::Issued, &parsed.key_id().to_string())
                     .await
-                    .map_err(by_id(KeyKind::Issued))
+                    .map_err(by_id(KeyKind::Issued))?
+                    .ok_or_else(|| not_found(KeyKind::Issued))
             }
             route::Credential::Imported(_) => {
                 let hashes: Vec<[u8; 32]> = rt
@@ -485,11 +480,12 @@ impl Service {
                 self.store
                     .find_imported_by_hashes(nid, &hashes)
                     .await?
-                    .ok_or_else(CoreError::key_not_found)
+                    .ok_or(not_found(KeyKind::Issued))
             }
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "talos.delete_imported", skip_all, fields(network = %nid))]
     pub async fn delete_imported(&self, nid: Uuid, key_id: &str) -> Result<()> {
         if kind_of_key_id(key_id) != Some(KeyKind::Imported) {
             return Err(not_found(KeyKind::Imported));
@@ -509,18 +505,15 @@ impl Service {
     fn check_raw_key(rt: &Runtime, raw: &str) -> Result<()> {
         check_len("raw_key", raw, 1, 4096)?;
         match route::classify(raw, &rt.allowed_prefixes, &rt.macaroon_prefixes) {
-            route::Credential::Jwt(_) | route::Credential::Macaroon(_) => Err(CoreError::FailedPrecondition {
-                reason: "INVALID_TOKEN_TYPE",
-                message: "raw_key has the shape of a derived token (JWT or macaroon) and cannot be imported".into(),
-            }),
-            route::Credential::Issued(_) | route::Credential::MalformedIssued(_) => Err(CoreError::AlreadyExists {
-                reason: "CONFLICT",
-                message: "raw_key has the format of a Talos-issued key and cannot be imported".into(),
-            }),
-            route::Credential::Imported(_) if route::looks_issued(raw) => Err(CoreError::AlreadyExists {
-                reason: "CONFLICT",
-                message: "raw_key has the format of a Talos-issued key and cannot be imported".into(),
-            }),
+            route::Credential::Jwt(_) | route::Credential::Macaroon(_) => {
+                Err(CoreError::RawKeyIsDerivedToken)
+            }
+            route::Credential::Issued(_) | route::Credential::MalformedIssued(_) => {
+                Err(CoreError::RawKeyIsIssuedKey)
+            }
+            route::Credential::Imported(_) if route::looks_issued(raw) => {
+                Err(CoreError::RawKeyIsIssuedKey)
+            }
             route::Credential::Imported(_) => Ok(()),
         }
     }
@@ -550,13 +543,6 @@ impl Service {
         Ok(rec)
     }
 
-    fn duplicate() -> CoreError {
-        CoreError::AlreadyExists {
-            reason: "API_KEY_EXISTS",
-            message: "key already imported (duplicate detected)".into(),
-        }
-    }
-
     /// Whether the raw key is already stored under a retired secret (the unique index only sees
     /// hashes under the current one).
     async fn imported_under_retired(&self, rt: &Runtime, nid: Uuid, raw: &str) -> Result<bool> {
@@ -576,6 +562,7 @@ impl Service {
             .is_some())
     }
 
+    #[tracing::instrument(level = "debug", name = "talos.import", skip_all, fields(network = %nid))]
     pub async fn import(&self, nid: Uuid, req: ImportRequest) -> Result<KeyRecord> {
         let result = self.import_one(nid, req).await;
         if let Err(e) = &result {
@@ -585,23 +572,29 @@ impl Service {
     }
 
     async fn import_one(&self, nid: Uuid, req: ImportRequest) -> Result<KeyRecord> {
-        let rt = self.runtime();
-        let now = Utc::now();
+        let rt = self.runtime(nid);
+        let now = self.now();
         let rec = Self::imported_record(&rt, nid, &req, now)?;
         if self.imported_under_retired(&rt, nid, &req.raw_key).await? {
-            return Err(Self::duplicate());
+            return Err(CoreError::AlreadyImported);
         }
         match self.insert_within_quota(&rt, &rec, now).await {
-            Ok(InsertOutcome::Inserted(k) | InsertOutcome::Existing(k)) => {
+            Ok(InsertOutcome::Inserted(k)) => {
+                audit::key_event(audit::names::IMPORTED_CREATED, &k);
+                domain().key_created(1);
+                Ok(k)
+            }
+            Ok(InsertOutcome::Existing(k)) => {
                 audit::key_event(audit::names::IMPORTED_CREATED, &k);
                 Ok(k)
             }
-            Err(StorageError::Conflict(_)) => Err(Self::duplicate()),
+            Err(StorageError::Conflict(_)) => Err(CoreError::AlreadyImported),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Imports up to 1000 keys; every item gets its own outcome.
+    #[tracing::instrument(level = "debug", name = "talos.batch_import", skip_all, fields(network = %nid))]
     pub async fn batch_import(
         &self,
         nid: Uuid,
@@ -613,25 +606,21 @@ impl Service {
         if items.len() > 1000 {
             return Err(CoreError::bad("maximum 1000 keys per batch"));
         }
-        let rt = self.runtime();
+        let rt = self.runtime(nid);
         rt.keyring.current().map_err(|_| CoreError::NoHmacKey)?;
-        let now = Utc::now();
+        let now = self.now();
         let mut results: Vec<Option<BatchItem>> = (0..items.len()).map(|_| None).collect();
         let mut seen: HashMap<[u8; 32], usize> = HashMap::new();
         let mut to_insert = Vec::new();
-        let fail = |code: BatchErrorCode, msg: String| Err((code, msg));
         for (index, req) in items.iter().enumerate() {
             let outcome = match Self::imported_record(&rt, nid, req, now) {
-                Err(e) => fail(batch_code(&e), e.to_string()),
+                Err(e) => Err(e),
                 Ok(rec) => {
                     let hash = rec.imported.as_ref().map(|h| h.hash).unwrap_or_default();
-                    if let Some(first) = seen.get(&hash) {
-                        fail(
-                            BatchErrorCode::AlreadyExists,
-                            format!("key already imported (duplicate detected at index {first})"),
-                        )
+                    if let Some(&first) = seen.get(&hash) {
+                        Err(CoreError::DuplicateInBatch { first })
                     } else if self.imported_under_retired(&rt, nid, &req.raw_key).await? {
-                        fail(BatchErrorCode::AlreadyExists, Self::duplicate().to_string())
+                        Err(CoreError::AlreadyImported)
                     } else {
                         seen.insert(hash, index);
                         to_insert.push((index, rec));
@@ -660,15 +649,14 @@ impl Service {
                 let result = match outcome {
                     BatchItemOutcome::Inserted(k) => {
                         audit::key_event(audit::names::IMPORTED_CREATED, &k);
+                        domain().key_created(1);
                         Ok(k)
                     }
-                    BatchItemOutcome::Duplicate => {
-                        fail(BatchErrorCode::AlreadyExists, Self::duplicate().to_string())
-                    }
-                    BatchItemOutcome::QuotaExceeded => fail(
-                        BatchErrorCode::ResourceExhausted,
-                        format!("API key quota exceeded: limit {}", rt.quota_max),
-                    ),
+                    BatchItemOutcome::Duplicate => Err(CoreError::AlreadyImported),
+                    BatchItemOutcome::QuotaExceeded => Err(CoreError::QuotaExceeded {
+                        limit: rt.quota_max,
+                        current: None,
+                    }),
                 };
                 results[index] = Some(BatchItem { index, result });
             }
@@ -681,15 +669,5 @@ fn revoked_event(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Issued => audit::names::ISSUED_REVOKED,
         KeyKind::Imported => audit::names::IMPORTED_REVOKED,
-    }
-}
-
-fn batch_code(e: &CoreError) -> BatchErrorCode {
-    match e {
-        CoreError::InvalidArgument { .. } => BatchErrorCode::InvalidArgument,
-        CoreError::AlreadyExists { .. } => BatchErrorCode::AlreadyExists,
-        CoreError::FailedPrecondition { .. } => BatchErrorCode::FailedPrecondition,
-        CoreError::QuotaExceeded { .. } => BatchErrorCode::ResourceExhausted,
-        _ => BatchErrorCode::Internal,
     }
 }

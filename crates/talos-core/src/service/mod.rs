@@ -4,17 +4,27 @@
 mod derive;
 mod invalidation;
 mod keys;
+mod last_used;
 mod list;
+mod metering;
+mod plan;
 mod requests;
+mod self_service;
 mod verify;
 
 pub use derive::DerivedToken;
-pub use keys::{BatchErrorCode, BatchItem, IssuedKey, Rotated, kind_of_key_id};
+pub use keys::{BatchItem, IssuedKey, Rotated};
 pub use list::Page;
-pub use requests::*;
+pub use metering::{BalanceStatus, Ingested, Metering, UsageInput};
+pub use plan::Plan;
+pub use requests::{
+    CreditsInput, DeriveRequest, ImportRequest, KeySpec, ListRequest, RateLimitInput,
+    RevokeRequest, RotateRequest, TokenAlgorithm, UpdateField, UpdateRequest,
+};
+pub use self_service::SelfIssueRequest;
 pub use verify::{
-    CacheMode, CacheStatus, RateLimitStatus, Verified, VerifyErrorCode, VerifyFailure,
-    VerifyOutcome, VerifyRequest,
+    CacheMode, CacheStatus, MAX_BATCH_VERIFY, RateLimitStatus, Verified, VerifyErrorCode,
+    VerifyFailure, VerifyOutcome, VerifyRequest,
 };
 
 use std::sync::Arc;
@@ -25,15 +35,16 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use talos_cache::{
     CacheKey, KeyCache, MemoryCache, MemoryLimiter, NoopCache, RateLimiter, Redis, RedisCache,
-    RedisLimiter, RedisSettings,
+    RedisLimiter,
 };
-use talos_storage::{KeyKind, KeyRecord, Store, StoreOptions};
+use talos_storage::{KeyKind, KeyRecord, Store};
 use uuid::Uuid;
 
-use crate::config::{CacheType, Config, ConfigSource, RateLimitBackend};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CacheType, Config, ConfigError, RateLimitBackend};
 use crate::error::{CoreError, Result};
 use crate::network::Networks;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Runtimes};
 
 /// What the cache holds: a key's metadata row (never a secret).
 pub type CachedKey = Arc<KeyRecord>;
@@ -61,14 +72,23 @@ pub struct NotReady {
     pub detail: String,
 }
 
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not ready: {}", self.dependency, self.detail)
+    }
+}
+
+impl std::error::Error for NotReady {}
+
 /// The Talos service. Cheap to share behind an `Arc`; every method is scoped by network id.
 pub struct Service {
-    runtime: ArcSwap<Runtime>,
+    /// The reloadable settings of every network (one snapshot each with an overlay).
+    runtimes: ArcSwap<Runtimes>,
     store: Arc<dyn Store>,
     cache: Arc<dyn KeyCache<CachedKey>>,
     networks: Networks,
-    /// Keys whose `last_used_time` this node already wrote today: at most one write per key per day.
-    touched: moka::sync::Cache<(Uuid, String), i64>,
+    /// The asynchronous `last_used_time` writer (`last_used.*`).
+    last_used: last_used::Writer,
     /// Audit events for failures, limited per network.
     failures: crate::audit::FailureAudit,
     /// Per-key rate limits, consulted while `rate_limit.enabled` (reloadable) is on.
@@ -85,6 +105,8 @@ pub struct Service {
     _outbox: Option<invalidation::OutboxTask>,
     /// The Redis server behind `cache.type: redis`, pinged by `/health/ready`.
     redis_health: Option<Redis>,
+    /// The time the service acts on (tests move it).
+    clock: Arc<dyn Clock>,
 }
 
 /// Rate-limits a log line: at most one per `every`, counting what was suppressed in between.
@@ -123,38 +145,12 @@ impl LogThrottle {
     }
 }
 
-/// The Redis settings of `cache.redis.*`.
-fn redis_settings(config: &Config) -> RedisSettings {
-    let r = &config.cache.redis;
-    RedisSettings {
-        mode: match r.mode {
-            crate::config::RedisMode::Standalone => talos_cache::RedisMode::Standalone,
-            crate::config::RedisMode::Cluster => talos_cache::RedisMode::Cluster,
-            crate::config::RedisMode::Sentinel => talos_cache::RedisMode::Sentinel,
-        },
-        addrs: r.addrs.clone(),
-        password: r.password.as_ref().map(|p| p.expose().to_string()),
-        db: r.db,
-        timeout: r.timeout.get(),
-        tls: r.tls.enabled,
-        namespace: r.key_prefix.clone(),
-        master_name: r.master_name.clone(),
-        sentinel_password: r.sentinel_password.as_ref().map(|p| p.expose().to_string()),
-        wait_replicas: r.wait_replicas,
-    }
-}
-
 /// The Redis connection is lazy (a server that starts before Redis still serves), so a wrong
 /// address would otherwise go unnoticed until the first cache miss. One short round trip at
 /// startup turns it into a warning that names the address; it never stops the start.
-async fn warn_if_unreachable(redis: &Redis, config: &Config) {
+async fn warn_if_unreachable(redis: &Redis, first_addr: Option<&String>) {
     const WAIT: Duration = Duration::from_secs(2);
-    let addr = config
-        .cache
-        .redis
-        .addrs
-        .first()
-        .map_or("(none)", String::as_str);
+    let addr = first_addr.map_or("(none)", String::as_str);
     let cause = match tokio::time::timeout(WAIT, redis.ping()).await {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e.to_string(),
@@ -170,48 +166,40 @@ async fn warn_if_unreachable(redis: &Redis, config: &Config) {
 
 impl Service {
     /// Builds a service from a loaded configuration: connects storage (no migrations, except
-    /// `sqlite::memory:`), builds the cache and the runtime snapshot.
+    /// `sqlite::memory:`), builds the cache and the runtime snapshots.
     pub async fn from_config(config: &Config) -> Result<Service> {
-        let opts = StoreOptions {
-            max_conns: config.db.max_conns,
-            pool_timeout: config.db.pool_timeout.get(),
-            connect_timeout: config.db.connect_timeout.get(),
-            statement_timeout: config.db.statement_timeout.get(),
-        };
-        let store = talos_storage::connect(&config.db.dsn, &opts)
+        Service::from_plan(Plan::new(config)?).await
+    }
+
+    /// Builds the service that `plan` describes: connects storage and Redis, builds the cache
+    /// and the limiter.
+    pub async fn from_plan(plan: Plan) -> Result<Service> {
+        let store = talos_storage::connect(&plan.dsn, &plan.store)
             .await
             .map_err(|e| CoreError::Unavailable(e.to_string()))?;
         // One Redis connection setup serves the cache, its invalidation channel and the limiter.
-        let needs_redis = config.cache.kind == CacheType::Redis
-            || config.rate_limit.backend == RateLimitBackend::Redis;
-        let redis = if needs_redis {
-            if config.cache.redis.db > 15 {
-                return Err(CoreError::bad("cache.redis.db must be 0..15"));
+        let redis = match &plan.redis {
+            Some(settings) => {
+                let redis = Redis::connect(settings)
+                    .map_err(|e| CoreError::bad(format!("cache.redis: {e}")))?;
+                warn_if_unreachable(&redis, settings.addrs.first()).await;
+                Some(redis)
             }
-            Some(
-                Redis::connect(&redis_settings(config))
-                    .map_err(|e| CoreError::bad(format!("cache.redis: {e}")))?,
-            )
-        } else {
-            None
+            None => None,
         };
-        if let Some(redis) = &redis {
-            warn_if_unreachable(redis, config).await;
-        }
-        let max_size = config.cache.memory.max_size.0;
-        let cache: Arc<dyn KeyCache<CachedKey>> = match (config.cache.kind, &redis) {
+        let max_size = plan.cache_max_size;
+        let cache: Arc<dyn KeyCache<CachedKey>> = match (plan.cache, &redis) {
             (CacheType::Noop, _) => Arc::new(NoopCache),
             (CacheType::Memory, _) => Arc::new(MemoryCache::new(max_size, weigh)),
             (CacheType::Redis, Some(redis)) => {
-                let local = &config.cache.redis.local;
-                let l1 = local
-                    .enabled
-                    .then(|| (MemoryCache::new(max_size, weigh), local.ttl.get()));
+                let l1 = plan
+                    .local_ttl
+                    .map(|ttl| (MemoryCache::new(max_size, weigh), ttl));
                 Arc::new(RedisCache::new(redis.clone(), l1))
             }
             (CacheType::Redis, None) => unreachable!("redis is connected for cache.type redis"),
         };
-        let limiter: Arc<dyn RateLimiter> = match (config.rate_limit.backend, &redis) {
+        let limiter: Arc<dyn RateLimiter> = match (plan.limiter, &redis) {
             (RateLimitBackend::Redis, Some(redis)) => Arc::new(RedisLimiter::new(redis.clone())),
             _ => Arc::new(MemoryLimiter::default()),
         };
@@ -220,10 +208,13 @@ impl Service {
             rate_limiter = limiter.kind(),
             "verification cache and rate limiter ready"
         );
-        let mut service = Service::new(config, store, cache)?.with_limiter(limiter);
-        if config.cache.kind == CacheType::Redis
-            && let Some(redis) = redis
-        {
+        for w in plan.warnings() {
+            tracing::warn!("{w}");
+        }
+        plan.log_unenforced_rate_limits();
+        let redis_health = redis.filter(|_| plan.cache == CacheType::Redis);
+        let mut service = Service::assemble(plan, store, cache).with_limiter(limiter);
+        if let Some(redis) = redis_health {
             service = service.with_redis_health(redis);
         }
         Ok(service)
@@ -235,30 +226,41 @@ impl Service {
         store: Arc<dyn Store>,
         cache: Arc<dyn KeyCache<CachedKey>>,
     ) -> Result<Service> {
-        let runtime = Runtime::build(config, Utc::now())
-            .map_err(|e| CoreError::bad(format!("invalid configuration: {e}")))?;
+        Ok(Service::assemble(Plan::new(config)?, store, cache))
+    }
+
+    fn assemble(plan: Plan, store: Arc<dyn Store>, cache: Arc<dyn KeyCache<CachedKey>>) -> Service {
         // A cache other nodes write and evict too needs the outbox lease (invalidation.rs).
         let cache_trust = Arc::new(invalidation::CacheTrust::new(cache.kind() == "redis"));
         let outbox = (cache_trust.is_shared() && tokio::runtime::Handle::try_current().is_ok())
             .then(|| invalidation::spawn_outbox(store.clone(), cache.clone(), cache_trust.clone()));
-        Ok(Service {
+        Service {
             cache_trust,
             _outbox: outbox,
-            runtime: ArcSwap::from_pointee(runtime),
+            runtimes: ArcSwap::from_pointee(plan.runtimes),
+            last_used: last_used::Writer::start(store.clone(), plan.last_used),
             store,
             cache,
-            networks: Networks::new(&config.multitenancy),
+            networks: plan.networks,
             failures: crate::audit::FailureAudit::new(10),
             limiter: Arc::new(MemoryLimiter::default()),
-            limiter_fail_closed: config.rate_limit.fail_closed,
+            limiter_fail_closed: plan.limiter_fail_closed,
             limiter_errors: LogThrottle::new(Duration::from_secs(10)),
             cache_errors: LogThrottle::new(Duration::from_secs(10)),
             redis_health: None,
-            touched: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(86_400))
-                .build(),
-        })
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Replaces the clock (the default is the system clock): tests move time with it.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the service's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Replaces the rate limiter (the default is in memory, for one node).
@@ -267,36 +269,71 @@ impl Service {
         self
     }
 
-    /// `noop`, `memory` or `redis`.
-    pub fn cache_kind(&self) -> &'static str {
-        self.cache.kind()
-    }
-
-    /// Swaps in the reloadable settings of `config` as one atomic step.
-    pub fn reload(&self, config: &Config) -> std::result::Result<(), String> {
-        let runtime = Runtime::build(config, Utc::now())?;
-        self.runtime.store(Arc::new(runtime));
-        Ok(())
-    }
-
-    /// Re-reads the config file and env captured in `source`; a broken file keeps the old
-    /// settings and returns why.
-    pub fn reload_from(&self, source: &ConfigSource) -> std::result::Result<Vec<String>, String> {
-        let (config, warnings) = crate::config::load(source).map_err(|e| e.to_string())?;
-        self.reload(&config)?;
+    /// Swaps in the reloadable settings of `config`, every network's at once, as one atomic
+    /// step, and returns warnings to log. A main configuration that cannot be used (a JWK set
+    /// that cannot be read) changes nothing and is an error. A network overlay that cannot be
+    /// used keeps that network's previous settings; the returned warnings say why.
+    pub fn reload(&self, config: &Config) -> std::result::Result<Vec<String>, ConfigError> {
+        let previous = self.runtimes.load();
+        let (runtimes, built) = Runtimes::build(config, Utc::now(), Some(&previous))?;
+        self.runtimes.store(Arc::new(runtimes));
+        let mut warnings = built.warnings;
+        warnings.extend(
+            built.kept.into_iter().map(|e| {
+                format!("network overlay not reloaded, keeping its previous settings: {e}")
+            }),
+        );
         Ok(warnings)
     }
 
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
+    /// Writes the `last_used_time` updates still queued and stops the writer: call it on
+    /// graceful shutdown, after the last request.
+    pub async fn shutdown(&self) {
+        self.last_used.close().await;
     }
 
+    /// The current snapshot of network `nid`'s reloadable settings.
+    pub(crate) fn runtime(&self, nid: Uuid) -> Arc<Runtime> {
+        self.runtimes.load().get(nid).clone()
+    }
+
+    /// How requests are assigned to networks (`multitenancy`).
     pub fn networks(&self) -> &Networks {
         &self.networks
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The issuer verify answers of network `nid` name (`credentials.issuer`, reloadable).
+    pub fn issuer(&self, nid: Uuid) -> Arc<str> {
+        self.runtimes.load().get(nid).issuer.clone()
+    }
+
+    /// Whether `secrets.hmac.current` is configured for every network served: without it,
+    /// issue and verify fail there.
+    pub fn has_current_secret(&self) -> bool {
+        self.runtimes
+            .load()
+            .in_use()
+            .all(|rt| rt.keyring.has_current())
+    }
+
+    /// Imported keys hashed under a secret that is no longer configured (they cannot verify):
+    /// a startup diagnostic.
+    pub async fn count_imported_with_unknown_secret(&self) -> Result<u64> {
+        let known: Vec<String> = self
+            .runtimes
+            .load()
+            .all()
+            .flat_map(|rt| rt.keyring.iter().map(|e| e.id().to_string()))
+            .collect();
+        Ok(self
+            .store
+            .count_imported_with_unknown_secret(&known)
+            .await?)
+    }
+
+    /// The database connection pool now, for gauges; `None` for stores without a pool.
+    pub fn pool_status(&self) -> Option<talos_storage::PoolStatus> {
+        self.store.pool_status()
     }
 
     /// Readiness: the database (and Redis, for the Redis cache) answers within 1 s each, and a
@@ -323,7 +360,7 @@ impl Service {
         if let Some(redis) = &self.redis_health {
             within("cache", redis.ping()).await?;
         }
-        if self.runtime.load().keyring.current().is_err() {
+        if !self.has_current_secret() {
             return Err(NotReady {
                 dependency: "secrets",
                 detail: "project has no HMAC key configured".into(),
@@ -333,7 +370,7 @@ impl Service {
     }
 
     /// Lets `/health/ready` ping the Redis server behind the cache.
-    pub fn with_redis_health(mut self, redis: Redis) -> Self {
+    fn with_redis_health(mut self, redis: Redis) -> Self {
         self.redis_health = Some(redis);
         self
     }
@@ -350,34 +387,17 @@ impl Service {
         self.evict_key(&Self::cache_key(rec.nid, rec)).await;
     }
 
-    /// Logs a failed cache read or write, at most once per interval.
-    fn cache_error(&self, op: &str, e: &talos_cache::CacheError) {
+    /// Counts a failed cache read or write and logs it, at most once per interval.
+    fn cache_error(&self, op: crate::domain_metrics::CacheOp, e: &talos_cache::CacheError) {
+        crate::domain_metrics::domain().cache_error(op);
         if let Some(suppressed) = self.cache_errors.allow() {
-            tracing::warn!(error = %e, cache = self.cache.kind(), op, suppressed, "cache unavailable; verifying from the database");
+            tracing::warn!(error = %e, cache = self.cache.kind(), op = op.label(), suppressed, "cache unavailable; verifying from the database");
         }
     }
 
-    /// Writes `last_used_time` in the background, at most once per key per UTC day.
+    /// Queues a `last_used_time` write (at most once per key per UTC day; never waits).
     fn touch(&self, rec: &KeyRecord, now: DateTime<Utc>) {
-        let today = now.date_naive();
-        if rec.last_used_time.is_some_and(|t| t.date_naive() == today) {
-            return;
-        }
-        let day = i64::from(chrono::Datelike::num_days_from_ce(&today));
-        let k = (rec.nid, rec.key_id.clone());
-        if self.touched.get(&k) == Some(day) {
-            return;
-        }
-        self.touched.insert(k, day);
-        let (store, nid, kind, key_id) =
-            (self.store.clone(), rec.nid, rec.kind, rec.key_id.clone());
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                if let Err(e) = store.touch_key(nid, kind, &key_id, now).await {
-                    tracing::debug!(error = %e, "last_used update failed");
-                }
-            });
-        }
+        self.last_used.offer(rec, now);
     }
 }
 

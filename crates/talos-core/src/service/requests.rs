@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use talos_storage::{RateLimitPolicy, RevocationReason, Visibility};
+use talos_storage::{
+    Credits, KeyStatus, RateLimitPolicy, Refill, RefillInterval, RevocationReason, Visibility,
+};
 
 use crate::error::{CoreError, Result};
 
@@ -35,6 +38,43 @@ impl RateLimitInput {
     }
 }
 
+/// Credits as requested: a balance, and optionally a refill to `refill_amount` at each
+/// `refill_interval` boundary (00:00 UTC of each day or of each month's first day). Without
+/// `remaining`, a key with a refill starts at the refill amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreditsInput {
+    pub remaining: Option<i64>,
+    pub refill: Option<(i64, RefillInterval)>,
+}
+
+impl CreditsInput {
+    /// The credits to store, set at `now` (a refill is next due at the first boundary after it).
+    pub(crate) fn to_credits(self, now: DateTime<Utc>) -> Result<Credits> {
+        let refill = match self.refill {
+            Some((amount, _)) if amount <= 0 => {
+                return Err(CoreError::bad(
+                    "credits.refill.amount must be greater than 0",
+                ));
+            }
+            Some((amount, interval)) => Some(Refill { amount, interval }),
+            None => None,
+        };
+        let remaining = match (self.remaining, refill) {
+            (Some(r), _) if r < 0 => {
+                return Err(CoreError::bad("credits.remaining must not be negative"));
+            }
+            (Some(r), _) => r,
+            (None, Some(r)) => r.amount,
+            (None, None) => return Err(CoreError::bad("credits.remaining is required")),
+        };
+        Ok(Credits {
+            remaining,
+            refill,
+            refilled_at: now,
+        })
+    }
+}
+
 /// The fields shared by issue and import.
 #[derive(Debug, Clone, Default)]
 pub struct KeySpec {
@@ -48,6 +88,8 @@ pub struct KeySpec {
     pub allowed_cidrs: Option<Vec<String>>,
     pub visibility: Option<Visibility>,
     pub request_id: Option<String>,
+    /// Usage credits; `None` = unlimited.
+    pub credits: Option<CreditsInput>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -67,7 +109,7 @@ pub struct RotateRequest {
     pub visibility: Option<Visibility>,
 }
 
-/// A field an update may change.
+/// A field an update may change (with a mask, exactly the masked fields are written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateField {
     Name,
@@ -75,25 +117,7 @@ pub enum UpdateField {
     Metadata,
     RateLimitPolicy,
     IpRestriction,
-}
-
-impl UpdateField {
-    pub const ALLOWED: &'static str = "name, scopes, metadata, rate_limit_policy, ip_restriction";
-
-    /// Parses a mask path, snake_case or camelCase.
-    pub fn parse(path: &str) -> Result<Self> {
-        match path.trim() {
-            "name" => Ok(UpdateField::Name),
-            "scopes" => Ok(UpdateField::Scopes),
-            "metadata" => Ok(UpdateField::Metadata),
-            "rate_limit_policy" | "rateLimitPolicy" => Ok(UpdateField::RateLimitPolicy),
-            "ip_restriction" | "ipRestriction" => Ok(UpdateField::IpRestriction),
-            other => Err(CoreError::bad(format!(
-                "unknown update_mask path: {other:?} (allowed: {})",
-                Self::ALLOWED
-            ))),
-        }
-    }
+    Credits,
 }
 
 /// An update: with a mask, exactly the masked fields are written (empty clears); without one,
@@ -106,6 +130,8 @@ pub struct UpdateRequest {
     pub metadata: Option<Map<String, Value>>,
     pub rate_limit_policy: Option<RateLimitInput>,
     pub allowed_cidrs: Option<Vec<String>>,
+    /// New credits (the balance restarts from them); with the mask and `None`, removed.
+    pub credits: Option<CreditsInput>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,13 +140,14 @@ pub struct RevokeRequest {
     pub reason_text: Option<String>,
 }
 
+/// A page of a list: at most `page_size` keys (≤ 0: 50; capped at 1000) after the page token's
+/// position, restricted to `actor_id` and `status` when given (`status` needs `actor_id`).
 #[derive(Debug, Clone, Default)]
 pub struct ListRequest {
     pub page_size: i64,
     pub page_token: Option<String>,
-    pub filter: Option<String>,
     pub actor_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<KeyStatus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +156,9 @@ pub enum TokenAlgorithm {
     Macaroon,
 }
 
+/// A token to derive from the key `credential`: `scopes` (a subset of the key's; empty: all of
+/// them) and `custom_claims` (at most 4096 bytes serialized) for `ttl` (default
+/// `derived_tokens.default_ttl`).
 #[derive(Debug, Clone)]
 pub struct DeriveRequest {
     pub credential: String,
@@ -168,6 +198,18 @@ pub(crate) fn check_scopes(scopes: &[String]) -> Result<()> {
     }
     for s in scopes {
         check_len("scopes[]", s, 1, 100)?;
+    }
+    Ok(())
+}
+
+/// The most `custom_claims` a derived token carries, serialized.
+pub(crate) const MAX_CUSTOM_CLAIMS: usize = 4096;
+
+pub(crate) fn check_custom_claims(m: &Map<String, Value>) -> Result<()> {
+    if serde_json::to_vec(m).map(|v| v.len()).unwrap_or(0) > MAX_CUSTOM_CLAIMS {
+        return Err(CoreError::bad(format!(
+            "custom_claims must be at most {MAX_CUSTOM_CLAIMS} bytes serialized"
+        )));
     }
     Ok(())
 }

@@ -1,7 +1,15 @@
 //! Verification. Order (reference.md §7): secret configured, format, checksum (current then
 //! retired secrets), timestamp, prefix — all without I/O — then cache, storage, status, expiry,
-//! IP restriction, rate limit. Derived tokens verify with no storage access, are never cached
-//! and never rate limited.
+//! IP restriction, rate limit, metering (the actor's balance, the key's credits: `metering.rs`).
+//! Derived tokens verify with no storage access, are never cached, never rate limited and never
+//! metered.
+//!
+//! One step per function: [`Service::verify_with`] routes the credential by kind; issued keys
+//! ([`Service::verify_issued`]) and imported keys ([`Service::verify_imported`]) then share the
+//! stored-key steps of [`Service::verify_stored`]: cache read, read-through (ticket, load, cache
+//! fill) and the key's own checks. Loading an imported key may write: a key found under a retired
+//! secret is re-hashed ([`Service::rehash_imported`]; docs/ARCHITECTURE.md, "Revocation
+//! integrity").
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -9,14 +17,22 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
-use talos_cache::{CacheKey, Decision, Rate};
+use talos_cache::{CacheKey, Decision, Rate, Ticket};
 use talos_credentials::claims::DerivedClaims;
+use talos_credentials::issued::ParsedKey;
 use talos_credentials::{imported, issued, route};
-use talos_storage::{KeyKind, KeyRecord, KeyStatus, RateLimitPolicy, Visibility};
+use talos_storage::{KeyKind, KeyRecord, KeyStatus, RateLimitPolicy, StorageError, Visibility};
+use tracing::Instrument;
 use uuid::Uuid;
 
+use super::metering::Metering;
 use super::{CachedKey, Service, imported_cache_key};
+use crate::domain_metrics::{self, CacheOp, VerifyKind};
+use crate::error::{CoreError, Result};
 use crate::runtime::Runtime;
+
+/// The most credentials one batch verification takes.
+pub const MAX_BATCH_VERIFY: usize = 100;
 
 /// How the request wants the cache used (from `Cache-Control` / `Pragma`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,24 +46,18 @@ pub enum CacheMode {
     NoStore,
 }
 
-/// The `Ory-Talos-Cache` header value.
+/// Whether a verification was answered from the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheStatus {
+    /// Answered from the cache.
     Hit,
+    /// Looked up in the cache (or meant to be) and read from storage.
     Miss,
+    /// The cache was not consulted.
     Skip,
 }
 
-impl CacheStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "HIT",
-            CacheStatus::Miss => "MISS",
-            CacheStatus::Skip => "SKIP",
-        }
-    }
-}
-
+/// Why a credential did not verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyErrorCode {
     InvalidFormat,
@@ -55,37 +65,46 @@ pub enum VerifyErrorCode {
     Revoked,
     NotFound,
     SignatureInvalid,
+    /// No `secrets.hmac.current` configured: nothing can verify.
+    NoHmacKey,
+    /// Storage failed; the cause is logged.
     Internal,
     IpNotAllowed,
     RateLimited,
+    /// The key's actor has a balance quota and nothing left of it.
+    BalanceExhausted,
+    /// The key's credits cannot pay this verification's cost.
+    UsageExceeded,
 }
 
 impl VerifyErrorCode {
-    pub fn as_str(self) -> &'static str {
+    /// A stable lower-case label for metrics and audit events.
+    pub fn label(self) -> &'static str {
         match self {
-            VerifyErrorCode::InvalidFormat => "VERIFICATION_ERROR_INVALID_FORMAT",
-            VerifyErrorCode::Expired => "VERIFICATION_ERROR_EXPIRED",
-            VerifyErrorCode::Revoked => "VERIFICATION_ERROR_REVOKED",
-            VerifyErrorCode::NotFound => "VERIFICATION_ERROR_NOT_FOUND",
-            VerifyErrorCode::SignatureInvalid => "VERIFICATION_ERROR_SIGNATURE_INVALID",
-            VerifyErrorCode::Internal => "VERIFICATION_ERROR_INTERNAL",
-            VerifyErrorCode::IpNotAllowed => "VERIFICATION_ERROR_IP_NOT_ALLOWED",
-            VerifyErrorCode::RateLimited => "VERIFICATION_ERROR_RATE_LIMITED",
+            VerifyErrorCode::InvalidFormat => "invalid_format",
+            VerifyErrorCode::Expired => "expired",
+            VerifyErrorCode::Revoked => "revoked",
+            VerifyErrorCode::NotFound => "not_found",
+            VerifyErrorCode::SignatureInvalid => "signature_invalid",
+            VerifyErrorCode::NoHmacKey => "no_hmac_key",
+            VerifyErrorCode::Internal => "internal",
+            VerifyErrorCode::IpNotAllowed => "ip_not_allowed",
+            VerifyErrorCode::RateLimited => "rate_limited",
+            VerifyErrorCode::BalanceExhausted => "balance_exhausted",
+            VerifyErrorCode::UsageExceeded => "usage_exceeded",
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A failed verification: the outcome and a message fit for the caller's user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyFailure {
     pub code: VerifyErrorCode,
-    pub message: String,
+    pub message: &'static str,
 }
 
-fn fail(code: VerifyErrorCode, message: &str) -> VerifyFailure {
-    VerifyFailure {
-        code,
-        message: message.to_string(),
-    }
+pub(crate) fn fail(code: VerifyErrorCode, message: &'static str) -> VerifyFailure {
+    VerifyFailure { code, message }
 }
 
 /// The identity a valid credential carries.
@@ -125,16 +144,20 @@ pub struct VerifyOutcome {
     /// The limiter is on and the key has a policy (responses must not be cached downstream).
     pub rate_limited_key: bool,
     pub rate_limit: Option<RateLimitStatus>,
+    /// What metering found (credits left, the actor's balance); responses carrying it must not
+    /// be cached downstream.
+    pub metering: Metering,
 }
 
 impl VerifyOutcome {
-    fn failed(code: VerifyErrorCode, message: &str, cache: CacheStatus) -> Self {
+    fn failed(failure: VerifyFailure, cache: CacheStatus) -> Self {
         VerifyOutcome {
-            result: Err(fail(code, message)),
+            result: Err(failure),
             cache,
             ip_restricted: false,
             rate_limited_key: false,
             rate_limit: None,
+            metering: Metering::default(),
         }
     }
 }
@@ -144,6 +167,24 @@ pub struct VerifyRequest {
     pub credential: String,
     pub client_ip: Option<IpAddr>,
     pub cache: CacheMode,
+    /// Credits this verification spends from a key that has credits: `None` = 1; 0 checks that
+    /// some are left without spending.
+    pub cost: Option<u64>,
+}
+
+/// What one verification works with.
+pub(crate) struct Call<'a> {
+    rt: &'a Runtime,
+    pub(crate) nid: Uuid,
+    pub(crate) req: &'a VerifyRequest,
+    pub(crate) now: DateTime<Utc>,
+    /// Whether the key's rate limit and metering count this verification.
+    pub(crate) count: bool,
+}
+
+/// The span of one cache (or limiter) call, for tracing.
+pub(crate) fn cache_span(name: &'static str, kind: &'static str) -> tracing::Span {
+    tracing::debug_span!("cache", otel.name = name, cache.type = kind)
 }
 
 fn claims_time(secs: i64) -> Option<DateTime<Utc>> {
@@ -157,19 +198,85 @@ fn ip_check(cidrs: &[String], ip: Option<IpAddr>) -> bool {
     }
 }
 
+/// What fails before the credential's kind matters: no secret configured, no credential, too long.
+fn check_request(rt: &Runtime, credential: &str) -> Result<(), VerifyFailure> {
+    if rt.keyring.current().is_err() {
+        return Err(fail(
+            VerifyErrorCode::NoHmacKey,
+            "project has no HMAC key configured",
+        ));
+    }
+    if credential.is_empty() {
+        return Err(fail(
+            VerifyErrorCode::InvalidFormat,
+            "credential is required",
+        ));
+    }
+    if credential.len() > 4096 {
+        return Err(fail(
+            VerifyErrorCode::InvalidFormat,
+            "credential must be at most 4096 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// An issued key's checks without I/O: checksum, timestamp, prefix.
+fn check_issued(
+    rt: &Runtime,
+    parsed: &ParsedKey<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), VerifyFailure> {
+    if issued::verify_checksum(parsed, &rt.keyring).is_none() {
+        return Err(fail(VerifyErrorCode::NotFound, "invalid API key checksum"));
+    }
+    let skew = rt.clock_skew.as_secs() as i64;
+    let age_limit = rt.max_ttl.as_secs() as i64;
+    let ts = parsed.timestamp();
+    if ts > now.timestamp() + skew || ts < now.timestamp().saturating_sub(age_limit) {
+        return Err(fail(VerifyErrorCode::NotFound, "timestamp out of range"));
+    }
+    if !rt.allowed_prefixes.iter().any(|p| p == parsed.prefix()) {
+        return Err(fail(VerifyErrorCode::NotFound, "prefix not allowed"));
+    }
+    Ok(())
+}
+
 impl Service {
+    #[tracing::instrument(level = "debug", name = "talos.verify", skip_all, fields(network = %nid))]
     pub async fn verify(&self, nid: Uuid, req: &VerifyRequest) -> VerifyOutcome {
-        let outcome = self.verify_with(nid, req, true).await;
-        let result = match &outcome.result {
-            Ok(_) => "valid",
+        let start = std::time::Instant::now();
+        let (outcome, kind) = self.verify_kind(nid, req, true).await;
+        let failure = match &outcome.result {
+            Ok(_) => None,
             Err(f) => {
                 self.failures
-                    .verification_failed(nid, f.code.as_str(), &f.message);
-                f.code.as_str()
+                    .verification_failed(nid, f.code.label(), f.message);
+                Some(f.code)
             }
         };
-        metrics::counter!("talos_verify_total", "result" => result).increment(1);
+        domain_metrics::domain().verification(kind, failure, outcome.cache, start.elapsed());
         outcome
+    }
+
+    /// Verifies 1..[`MAX_BATCH_VERIFY`] credentials, one after the other, in order.
+    #[tracing::instrument(level = "debug", name = "talos.verify_batch", skip_all, fields(network = %nid))]
+    pub async fn verify_batch(
+        &self,
+        nid: Uuid,
+        reqs: &[VerifyRequest],
+    ) -> Result<Vec<VerifyOutcome>> {
+        if reqs.is_empty() || reqs.len() > MAX_BATCH_VERIFY {
+            return Err(CoreError::bad(format!(
+                "requests must contain 1..{MAX_BATCH_VERIFY} items (got {})",
+                reqs.len()
+            )));
+        }
+        let mut outcomes = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            outcomes.push(self.verify(nid, req).await);
+        }
+        Ok(outcomes)
     }
 
     /// Verification that does not count against the key's rate limit (deriving a token checks
@@ -179,219 +286,275 @@ impl Service {
     }
 
     async fn verify_with(&self, nid: Uuid, req: &VerifyRequest, count: bool) -> VerifyOutcome {
-        let rt = self.runtime();
-        if rt.keyring.current().is_err() {
-            return VerifyOutcome::failed(
-                VerifyErrorCode::Internal,
-                "project has no HMAC key configured",
-                CacheStatus::Skip,
+        self.verify_kind(nid, req, count).await.0
+    }
+
+    /// Routes the credential by kind, after the checks every kind shares; answers the kind too
+    /// (the metrics' `type`).
+    async fn verify_kind(
+        &self,
+        nid: Uuid,
+        req: &VerifyRequest,
+        count: bool,
+    ) -> (VerifyOutcome, VerifyKind) {
+        let rt = self.runtime(nid);
+        if let Err(f) = check_request(&rt, &req.credential) {
+            return (
+                VerifyOutcome::failed(f, CacheStatus::Skip),
+                VerifyKind::Unknown,
             );
         }
-        let cred = req.credential.as_str();
-        if cred.is_empty() {
-            return VerifyOutcome::failed(
-                VerifyErrorCode::InvalidFormat,
-                "credential is required",
-                CacheStatus::Skip,
-            );
-        }
-        if cred.len() > 4096 {
-            return VerifyOutcome::failed(
-                VerifyErrorCode::InvalidFormat,
-                "credential must be at most 4096 characters",
-                CacheStatus::Skip,
-            );
-        }
-        let now = Utc::now();
-        match route::classify(cred, &rt.allowed_prefixes, &rt.macaroon_prefixes) {
-            route::Credential::Jwt(_) => self.verify_derived(&rt, nid, req, now, true),
-            route::Credential::Macaroon(_) => self.verify_derived(&rt, nid, req, now, false),
-            route::Credential::MalformedIssued(_) => VerifyOutcome::failed(
-                VerifyErrorCode::NotFound,
-                "API key not found",
-                CacheStatus::Skip,
+        let call = Call {
+            rt: &rt,
+            nid,
+            req,
+            now: self.now(),
+            count,
+        };
+        match route::classify(&req.credential, &rt.allowed_prefixes, &rt.macaroon_prefixes) {
+            route::Credential::Jwt(_) => (self.verify_derived(&call, true), VerifyKind::Jwt),
+            route::Credential::Macaroon(_) => {
+                (self.verify_derived(&call, false), VerifyKind::Macaroon)
+            }
+            route::Credential::MalformedIssued(_) => (
+                VerifyOutcome::failed(
+                    fail(VerifyErrorCode::NotFound, "API key not found"),
+                    CacheStatus::Skip,
+                ),
+                VerifyKind::Issued,
             ),
             route::Credential::Issued(parsed) => {
-                if issued::verify_checksum(&parsed, &rt.keyring).is_none() {
-                    return VerifyOutcome::failed(
-                        VerifyErrorCode::NotFound,
-                        "invalid API key checksum",
-                        CacheStatus::Skip,
-                    );
-                }
-                let skew = rt.clock_skew.as_secs() as i64;
-                let age_limit = rt.max_ttl.as_secs() as i64;
-                let ts = parsed.timestamp();
-                if ts > now.timestamp() + skew || ts < now.timestamp().saturating_sub(age_limit) {
-                    return VerifyOutcome::failed(
-                        VerifyErrorCode::NotFound,
-                        "timestamp out of range",
-                        CacheStatus::Skip,
-                    );
-                }
-                if !rt.allowed_prefixes.iter().any(|p| p == parsed.prefix()) {
-                    return VerifyOutcome::failed(
-                        VerifyErrorCode::NotFound,
-                        "prefix not allowed",
-                        CacheStatus::Skip,
-                    );
-                }
-                let key_id = parsed.key_id().to_string();
-                self.verify_stored(
-                    &rt,
-                    req,
-                    now,
-                    count,
-                    CacheKey::new(nid, key_id.clone()),
-                    async {
-                        match self.store.get_key(nid, KeyKind::Issued, &key_id).await {
-                            Ok(r) => Ok(Some(r)),
-                            Err(talos_storage::StorageError::NotFound) => Ok(None),
-                            Err(e) => Err(e),
-                        }
-                    },
-                )
-                .await
+                (self.verify_issued(&call, &parsed).await, VerifyKind::Issued)
             }
             route::Credential::Imported(_) => {
-                let hashes: Vec<[u8; 32]> = rt
-                    .keyring
-                    .iter()
-                    .map(|e| imported::hash(e, nid, cred.as_bytes()))
-                    .collect();
-                let current = hashes[0];
-                let cache_key = CacheKey::new(nid, imported_cache_key(&current));
-                let current_id = rt
-                    .keyring
-                    .current()
-                    .map(|e| e.id().to_string())
-                    .unwrap_or_default();
-                self.verify_stored(&rt, req, now, count, cache_key, async {
-                    let found = self.store.find_imported_by_hashes(nid, &hashes).await?;
-                    let Some(rec) = found else { return Ok(None) };
-                    let Some(old) = rec
-                        .imported
-                        .as_ref()
-                        .map(|h| h.hash)
-                        .filter(|h| *h != current)
-                    else {
-                        return Ok(Some(rec));
-                    };
-                    // Found under a retired secret: re-hash under the current one so the retired
-                    // secret can eventually be dropped. The answer is the row the re-hash
-                    // returns, never `rec`: a mutation may have committed in between, and its
-                    // eviction named the hash it saw.
-                    match self
-                        .store
-                        .rehash_imported(nid, &rec.key_id, &old, &current, &current_id)
-                        .await
-                    {
-                        Ok(Some(fresh)) => {
-                            // Nodes still on the old secret cache it under the old hash.
-                            self.evict_key(&CacheKey::new(nid, imported_cache_key(&old)))
-                                .await;
-                            Ok(Some(fresh))
-                        }
-                        // Changed since it was read (re-hashed by another node, or deleted).
-                        Ok(None) => self.store.find_imported_by_hashes(nid, &hashes).await,
-                        Err(e) => {
-                            // Answered from `rec`, which is not cached: its hash is not `current`.
-                            tracing::warn!(error = %e, "re-hash of an imported key failed");
-                            Ok(Some(rec))
-                        }
-                    }
-                })
-                .await
+                (self.verify_imported(&call).await, VerifyKind::Imported)
             }
         }
     }
 
-    async fn verify_stored(
+    /// An issued key: its checks without I/O, then the stored key by id.
+    async fn verify_issued(&self, call: &Call<'_>, parsed: &ParsedKey<'_>) -> VerifyOutcome {
+        if let Err(f) = check_issued(call.rt, parsed, call.now) {
+            return VerifyOutcome::failed(f, CacheStatus::Skip);
+        }
+        let key_id = parsed.key_id().to_string();
+        let cache_key = CacheKey::new(call.nid, key_id.clone());
+        self.verify_stored(call, cache_key, self.load_issued(call.nid, &key_id))
+            .await
+    }
+
+    async fn load_issued(
         &self,
-        rt: &Runtime,
-        req: &VerifyRequest,
-        now: DateTime<Utc>,
-        count: bool,
-        cache_key: CacheKey,
-        load: impl std::future::Future<Output = Result<Option<KeyRecord>, talos_storage::StorageError>>,
-    ) -> VerifyOutcome {
-        // A shared cache is read and filled only under the outbox lease (invalidation.rs).
-        let use_cache = rt.cache_enabled && self.cache_trust.trusted();
-        let mut status = CacheStatus::Skip;
-        let mut record: Option<CachedKey> = None;
-        if rt.cache_enabled && req.cache == CacheMode::Normal {
-            status = CacheStatus::Miss;
-            if use_cache {
-                match self.cache.get(&cache_key).await {
-                    Ok(Some(hit)) => {
-                        status = CacheStatus::Hit;
-                        record = Some(hit);
-                    }
-                    Ok(None) => {}
-                    Err(e) => self.cache_error("read", &e),
-                }
+        nid: Uuid,
+        key_id: &str,
+    ) -> Result<Option<KeyRecord>, StorageError> {
+        // Lookups answer Ok(None) when nothing matches (the Store convention).
+        self.store.get_key(nid, KeyKind::Issued, key_id).await
+    }
+
+    /// An imported key: the stored key by its keyed hash under each live secret, current first;
+    /// cached under the current secret's hash.
+    async fn verify_imported(&self, call: &Call<'_>) -> VerifyOutcome {
+        let raw = call.req.credential.as_bytes();
+        let hashes: Vec<[u8; 32]> = call
+            .rt
+            .keyring
+            .iter()
+            .map(|e| imported::hash(e, call.nid, raw))
+            .collect();
+        let cache_key = CacheKey::new(call.nid, imported_cache_key(&hashes[0]));
+        self.verify_stored(call, cache_key, self.load_imported(call, &hashes))
+            .await
+    }
+
+    /// Finds an imported key by `hashes` (`hashes[0]`: under the current secret); one found under
+    /// a retired secret is re-hashed first, and the answer is the row the re-hash returned.
+    async fn load_imported(
+        &self,
+        call: &Call<'_>,
+        hashes: &[[u8; 32]],
+    ) -> Result<Option<KeyRecord>, StorageError> {
+        let Some(rec) = self.store.find_imported_by_hashes(call.nid, hashes).await? else {
+            return Ok(None);
+        };
+        let current = hashes[0];
+        match rec
+            .imported
+            .as_ref()
+            .map(|h| h.hash)
+            .filter(|h| *h != current)
+        {
+            None => Ok(Some(rec)),
+            Some(old) => self.rehash_imported(call, rec, old, hashes).await,
+        }
+    }
+
+    /// The one write of verification: re-hashes an imported key found under a retired secret
+    /// under the current one, so the retired secret can eventually be dropped. The answer is the
+    /// row the `UPDATE … RETURNING` returns, never `rec`: a mutation may have committed in
+    /// between, and its eviction named the hash it saw.
+    async fn rehash_imported(
+        &self,
+        call: &Call<'_>,
+        rec: KeyRecord,
+        old: [u8; 32],
+        hashes: &[[u8; 32]],
+    ) -> Result<Option<KeyRecord>, StorageError> {
+        let current = hashes[0];
+        let current_id = call
+            .rt
+            .keyring
+            .current()
+            .map(|e| e.id().to_string())
+            .unwrap_or_default();
+        match self
+            .store
+            .rehash_imported(call.nid, &rec.key_id, &old, &current, &current_id)
+            .await
+        {
+            Ok(Some(fresh)) => {
+                // Nodes still on the old secret cache it under the old hash.
+                self.evict_key(&CacheKey::new(call.nid, imported_cache_key(&old)))
+                    .await;
+                Ok(Some(fresh))
+            }
+            // Changed since it was read (re-hashed by another node, or deleted).
+            Ok(None) => self.store.find_imported_by_hashes(call.nid, hashes).await,
+            Err(e) => {
+                // Answered from `rec`, which is not cached: its hash is not `current`.
+                tracing::warn!(error = %e, "re-hash of an imported key failed");
+                Ok(Some(rec))
             }
         }
-        let record = match record {
+    }
+
+    /// A stored key, either kind: from the cache, else from storage through `load`; then the
+    /// key's own checks.
+    async fn verify_stored(
+        &self,
+        call: &Call<'_>,
+        cache_key: CacheKey,
+        load: impl Future<Output = Result<Option<KeyRecord>, StorageError>>,
+    ) -> VerifyOutcome {
+        // A shared cache is read and filled only under the outbox lease (invalidation.rs).
+        let use_cache = call.rt.cache_enabled && self.cache_trust.trusted();
+        let (status, hit) = self.read_cache(call, &cache_key, use_cache).await;
+        let record = match hit {
             Some(r) => r,
-            None => {
-                // Taken before the database read: the put below is refused if a mutation
-                // evicts the key in between (see talos_cache::Ticket).
-                let ticket = if use_cache && req.cache != CacheMode::NoStore {
-                    self.cache
-                        .ticket(&cache_key)
-                        .await
-                        .map_err(|e| self.cache_error("ticket", &e))
-                        .ok()
-                } else {
-                    None
-                };
-                match load.await {
-                    Ok(Some(r)) => {
-                        let r = Arc::new(r);
-                        // Only under the key that mutations evict: an imported row still hashed
-                        // under a retired secret (re-hash failed) is not cached.
-                        if let Some(ticket) = &ticket
-                            && Self::cache_key(r.nid, &r) == cache_key
-                        {
-                            let ttl = match r.expire_time {
-                                Some(exp) => (exp - now)
-                                    .to_std()
-                                    .unwrap_or(Duration::ZERO)
-                                    .min(rt.cache_ttl),
-                                None => rt.cache_ttl,
-                            };
-                            if ttl >= Duration::from_secs(1)
-                                && let Err(e) =
-                                    self.cache.put(&cache_key, r.clone(), ttl, ticket).await
-                            {
-                                self.cache_error("write", &e);
-                            }
-                        }
-                        r
-                    }
-                    Ok(None) => {
-                        return VerifyOutcome::failed(
-                            VerifyErrorCode::NotFound,
-                            "API key not found",
-                            status,
-                        );
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "verification lookup failed");
-                        return VerifyOutcome::failed(
-                            VerifyErrorCode::Internal,
-                            "An internal server error occurred.",
-                            status,
-                        );
-                    }
-                }
-            }
+            None => match self.read_through(call, &cache_key, use_cache, load).await {
+                Ok(r) => r,
+                Err(f) => return VerifyOutcome::failed(f, status),
+            },
         };
+        self.check_key(call, record, status).await
+    }
+
+    /// The cache lookup: `Skip` when the cache is off or the request bypasses it, else `Hit` or
+    /// `Miss` (also when the cache may not be read or fails: storage answers then).
+    async fn read_cache(
+        &self,
+        call: &Call<'_>,
+        cache_key: &CacheKey,
+        use_cache: bool,
+    ) -> (CacheStatus, Option<CachedKey>) {
+        if !call.rt.cache_enabled || call.req.cache != CacheMode::Normal {
+            return (CacheStatus::Skip, None);
+        }
+        if !use_cache {
+            return (CacheStatus::Miss, None);
+        }
+        let span = cache_span("cache.get", self.cache.kind());
+        match self.cache.get(cache_key).instrument(span).await {
+            Ok(Some(hit)) => (CacheStatus::Hit, Some(hit)),
+            Ok(None) => (CacheStatus::Miss, None),
+            Err(e) => {
+                self.cache_error(CacheOp::Read, &e);
+                (CacheStatus::Miss, None)
+            }
+        }
+    }
+
+    /// Storage behind the cache: a ticket, then `load`, then the row cached under that ticket.
+    async fn read_through(
+        &self,
+        call: &Call<'_>,
+        cache_key: &CacheKey,
+        use_cache: bool,
+        load: impl Future<Output = Result<Option<KeyRecord>, StorageError>>,
+    ) -> Result<CachedKey, VerifyFailure> {
+        // Taken before the database read: the put is refused if a mutation evicts the key in
+        // between (see talos_cache::Ticket).
+        let ticket = if use_cache && call.req.cache != CacheMode::NoStore {
+            self.cache
+                .ticket(cache_key)
+                .instrument(cache_span("cache.ticket", self.cache.kind()))
+                .await
+                .map_err(|e| self.cache_error(CacheOp::Ticket, &e))
+                .ok()
+        } else {
+            None
+        };
+        match load.await {
+            Ok(Some(r)) => {
+                let r = Arc::new(r);
+                if let Some(ticket) = &ticket {
+                    self.fill_cache(call, cache_key, &r, ticket).await;
+                }
+                Ok(r)
+            }
+            Ok(None) => Err(fail(VerifyErrorCode::NotFound, "API key not found")),
+            Err(e) => {
+                tracing::error!(error = %e, "verification lookup failed");
+                Err(fail(
+                    VerifyErrorCode::Internal,
+                    "verification lookup failed",
+                ))
+            }
+        }
+    }
+
+    /// Caches a row read under `ticket`, for at most `cache.ttl` and never past its expiry.
+    async fn fill_cache(
+        &self,
+        call: &Call<'_>,
+        cache_key: &CacheKey,
+        record: &CachedKey,
+        ticket: &Ticket,
+    ) {
+        // Only under the key that mutations evict: an imported row still hashed under a retired
+        // secret (re-hash failed) is not cached.
+        if Self::cache_key(record.nid, record) != *cache_key {
+            return;
+        }
+        let ttl = match record.expire_time {
+            Some(exp) => (exp - call.now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(call.rt.cache_ttl),
+            None => call.rt.cache_ttl,
+        };
+        if ttl >= Duration::from_secs(1)
+            && let Err(e) = self
+                .cache
+                .put(cache_key, record.clone(), ttl, ticket)
+                .instrument(cache_span("cache.put", self.cache.kind()))
+                .await
+        {
+            self.cache_error(CacheOp::Write, &e);
+        }
+    }
+
+    /// A stored key's own checks: status, expiry, IP restriction, the rate limit, then metering.
+    async fn check_key(
+        &self,
+        call: &Call<'_>,
+        record: CachedKey,
+        cache: CacheStatus,
+    ) -> VerifyOutcome {
         let ip_restricted = record.allowed_cidrs.as_ref().is_some_and(|c| !c.is_empty());
         let limit = record
             .rate_limit_policy
-            .filter(|_| count && rt.rate_limit_enabled)
+            .filter(|_| call.count && call.rt.rate_limit_enabled)
             .and_then(|p| {
                 let rate = Rate::new(
                     u64::try_from(p.quota).ok()?,
@@ -400,11 +563,12 @@ impl Service {
                 Some((p, rate))
             });
         let mut rate_limit = None;
-        let result = match record.status_at(now) {
+        let mut metering = Metering::default();
+        let result = match record.status_at(call.now) {
             KeyStatus::Revoked => Err(fail(VerifyErrorCode::Revoked, "API key has been revoked")),
             KeyStatus::Expired => Err(fail(VerifyErrorCode::Expired, "API key has expired")),
             KeyStatus::Active => match &record.allowed_cidrs {
-                Some(c) if !c.is_empty() && !ip_check(c, req.client_ip) => Err(fail(
+                Some(c) if !c.is_empty() && !ip_check(c, call.req.client_ip) => Err(fail(
                     VerifyErrorCode::IpNotAllowed,
                     "client IP address is not allowed for this key",
                 )),
@@ -415,16 +579,12 @@ impl Service {
                     }
                     Ok(status) => {
                         rate_limit = status;
-                        self.touch(&record, now);
-                        Ok(Verified {
-                            key_id: record.key_id.clone(),
-                            actor_id: record.actor_id.clone(),
-                            scopes: record.scopes.clone(),
-                            metadata: record.metadata.clone(),
-                            expire_time: record.expire_time,
-                            visibility: record.visibility,
-                            rate_limit_policy: record.rate_limit_policy,
-                            record: Some(record.clone()),
+                        // Last: a request refused for any other reason spends nothing.
+                        let (metered, paid) = self.meter(call, &record).await;
+                        metering = metered;
+                        paid.map(|()| {
+                            self.touch(&record, call.now);
+                            verified(record)
                         })
                     }
                 },
@@ -432,10 +592,11 @@ impl Service {
         };
         VerifyOutcome {
             result,
-            cache: status,
+            cache,
             ip_restricted,
             rate_limited_key: limit.is_some(),
             rate_limit,
+            metering,
         }
     }
 
@@ -451,7 +612,8 @@ impl Service {
             return Ok(None);
         };
         let key = CacheKey::new(record.nid, record.key_id.clone());
-        match self.limiter.check(&key, rate).await {
+        let span = cache_span("rate_limit.check", self.limiter.kind());
+        match self.limiter.check(&key, rate).instrument(span).await {
             Ok(d) => {
                 let status = rate_status(policy, d);
                 if d.allowed {
@@ -480,61 +642,76 @@ impl Service {
         }
     }
 
-    fn verify_derived(
-        &self,
-        rt: &Runtime,
-        nid: Uuid,
-        req: &VerifyRequest,
-        now: DateTime<Utc>,
-        jwt: bool,
-    ) -> VerifyOutcome {
+    /// A JWT (`jwt`) or macaroon: signature, then claims; no cache, no storage.
+    fn verify_derived(&self, call: &Call<'_>, jwt: bool) -> VerifyOutcome {
+        let rt = call.rt;
         let parsed = if jwt {
-            rt.jwks.verify(&req.credential).map_err(|e| e.to_string())
+            rt.jwks.verify(&call.req.credential)
         } else {
             talos_credentials::macaroon::verify_macaroon(
                 &rt.keyring,
-                &req.credential,
+                &call.req.credential,
                 &rt.macaroon_prefixes,
             )
-            .map_err(|e| e.to_string())
         };
         let claims = match parsed {
             Ok(c) => c,
-            Err(msg) => {
-                tracing::debug!(reason = %msg, "derived token rejected");
+            Err(e) => {
+                tracing::debug!(reason = %e, "derived token rejected");
                 return VerifyOutcome::failed(
-                    VerifyErrorCode::SignatureInvalid,
-                    "token signature is invalid",
+                    fail(
+                        VerifyErrorCode::SignatureInvalid,
+                        "token signature is invalid",
+                    ),
                     CacheStatus::Skip,
                 );
             }
         };
-        let result = check_claims(rt, &claims, nid, req.client_ip, now).map(|()| {
-            let mut metadata = claims.custom.clone();
-            for (k, v) in &claims.meta {
-                metadata.insert(k.clone(), v.clone());
-            }
-            Verified {
-                key_id: claims.sub.clone(),
-                actor_id: claims.act.clone(),
-                scopes: claims.scp.clone(),
-                metadata,
-                expire_time: claims_time(claims.exp),
-                visibility: match claims.vis {
-                    talos_credentials::claims::Visibility::Public => Visibility::Public,
-                    talos_credentials::claims::Visibility::Secret => Visibility::Secret,
-                },
-                rate_limit_policy: None,
-                record: None,
-            }
-        });
+        let result = check_claims(rt, &claims, call.nid, call.req.client_ip, call.now)
+            .map(|()| derived_identity(&claims));
         VerifyOutcome {
             result,
             cache: CacheStatus::Skip,
             ip_restricted: !claims.acl.is_empty(),
             rate_limited_key: false,
             rate_limit: None,
+            metering: Metering::default(),
         }
+    }
+}
+
+/// The identity of a stored key that verified.
+fn verified(record: CachedKey) -> Verified {
+    Verified {
+        key_id: record.key_id.clone(),
+        actor_id: record.actor_id.clone(),
+        scopes: record.scopes.clone(),
+        metadata: record.metadata.clone(),
+        expire_time: record.expire_time,
+        visibility: record.visibility,
+        rate_limit_policy: record.rate_limit_policy,
+        record: Some(record),
+    }
+}
+
+/// The identity a derived token carries: its parent's, with the custom claims over the metadata.
+fn derived_identity(claims: &DerivedClaims) -> Verified {
+    let mut metadata = claims.custom.clone();
+    for (k, v) in &claims.meta {
+        metadata.insert(k.clone(), v.clone());
+    }
+    Verified {
+        key_id: claims.sub.clone(),
+        actor_id: claims.act.clone(),
+        scopes: claims.scp.clone(),
+        metadata,
+        expire_time: claims_time(claims.exp),
+        visibility: match claims.vis {
+            talos_credentials::claims::Visibility::Public => Visibility::Public,
+            talos_credentials::claims::Visibility::Secret => Visibility::Secret,
+        },
+        rate_limit_policy: None,
+        record: None,
     }
 }
 

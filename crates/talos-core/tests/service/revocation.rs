@@ -4,11 +4,11 @@
 //! does next (the store's gate), commits a mutation there, and checks what is cached afterwards.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use talos_cache::{MemoryCache, Redis, RedisCache, RedisSettings};
 use talos_core::*;
+use talos_test_support::{StallProxy, redis_url};
 use tokio::sync::oneshot;
 
 use super::{
@@ -132,67 +132,18 @@ async fn stalled_reader_cannot_cache_after_a_revoke() {
     assert_eq!(after.result.unwrap_err().code, VerifyErrorCode::Revoked);
 }
 
-/// A TCP proxy in front of Redis that can be cut (drops every connection, refuses new ones) and
-/// restored, with Redis keeping its data throughout.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    cut: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (up2, cut2) = (up.clone(), cut.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if !up2.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let target = target.clone();
-                let mut cut_rx = cut2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_rx.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { port, up, cut }
-    }
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|v| *v += 1);
-    }
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Defect 3: a revoke during a Redis outage answered 204, its eviction was given up, and once
 /// Redis came back with its data every node answered `is_valid: true` (HIT) for the revoked key.
 /// Two nodes share the database and reach Redis through one proxy; the outage is total.
 #[tokio::test(flavor = "multi_thread")]
 async fn revoke_during_a_redis_outage_never_verifies_after_redis_returns() {
-    let Ok(url) = std::env::var("TALOS_TEST_REDIS_URL") else {
-        eprintln!("TALOS_TEST_REDIS_URL unset: Redis leg not run");
-        return;
-    };
+    let Some(url) = redis_url() else { return };
     let ns = format!("talos-test-{}", uuid::Uuid::new_v4().simple());
     let mut settings = RedisSettings::from_url(&url, &ns).unwrap();
     settings.timeout = Duration::from_millis(500);
-    let proxy = Proxy::start(settings.addrs[0].clone()).await;
-    settings.addrs = vec![format!("127.0.0.1:{}", proxy.port)];
+    // In front of Redis: cut drops every connection and refuses new ones; Redis keeps its data.
+    let proxy = StallProxy::start(&settings.addrs[0]).await.unwrap();
+    settings.addrs = vec![proxy.addr.to_string()];
     let store = talos_storage::connect("sqlite::memory:", &Default::default())
         .await
         .unwrap();

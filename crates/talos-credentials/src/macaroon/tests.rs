@@ -1,3 +1,5 @@
+//! Tests of the macaroon codec and of derived macaroon tokens.
+
 use super::*;
 use crate::claims::Visibility;
 use chrono::Utc;

@@ -1,62 +1,43 @@
 //! Imported keys: import, batch import, list, get, update, revoke, delete.
 
-use actix_web::http::StatusCode;
 use actix_web::web::{Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use talos_core::{BatchErrorCode, ImportRequest, KeyKind};
+use serde_json::Value;
+use talos_api::{self as api, BatchImportErrorCode, Code};
+use talos_core::{CoreError, ImportRequest, KeyKind};
 
 use super::issued::{get_kind, list_kind, revoke_kind, update_kind};
 use super::{State, created};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, classify};
 use crate::extract::{self, nid};
-use crate::wire::{KeySpecIn, key_json};
+use crate::wire::{self, api_key};
 
 const IMPORTED: &str = "/v2alpha1/admin/importedApiKeys";
 
-fn import_request(b: KeySpecIn) -> ApiResult<ImportRequest> {
-    let (raw_key, spec) = b.into_spec()?;
-    Ok(ImportRequest {
-        raw_key: raw_key.unwrap_or_default(),
-        spec,
-    })
-}
-
 pub async fn import(req: HttpRequest, state: State, body: Payload) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let r = import_request(extract::json::<KeySpecIn>(body).await?)?;
+    let r = wire::import_request(extract::json(body).await?)?;
     let key = state.service.import(nid, r).await?;
+    let location = format!("{IMPORTED}/{}", key.key_id);
     // Both shapes: the fields at the top level (upstream) and under `imported_api_key` (docs).
-    let mut out = match key_json(&key) {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
-    out.insert("imported_api_key".into(), key_json(&key));
     Ok(created(
-        format!("{IMPORTED}/{}", key.key_id),
-        Value::Object(out),
+        location,
+        &api::ImportApiKeyResponse {
+            imported_api_key: api_key(key),
+        },
     ))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct BatchIn {
-    requests: Option<Vec<Option<KeySpecIn>>>,
-    keys: Option<Vec<Option<KeySpecIn>>>,
-}
-
-fn code_name(c: BatchErrorCode) -> &'static str {
-    match c {
-        BatchErrorCode::InvalidArgument => "BATCH_CREATE_IMPORTED_API_KEYS_ERROR_INVALID_ARGUMENT",
-        BatchErrorCode::AlreadyExists => "BATCH_CREATE_IMPORTED_API_KEYS_ERROR_ALREADY_EXISTS",
-        BatchErrorCode::FailedPrecondition => {
-            "BATCH_CREATE_IMPORTED_API_KEYS_ERROR_FAILED_PRECONDITION"
+/// The per-item error code of a refused item: its status name's counterpart.
+fn batch_code(e: &CoreError) -> BatchImportErrorCode {
+    match classify(e).1 {
+        Code::InvalidArgument => BatchImportErrorCode::InvalidArgument,
+        Code::AlreadyExists => BatchImportErrorCode::AlreadyExists,
+        Code::FailedPrecondition => BatchImportErrorCode::FailedPrecondition,
+        _ if matches!(e, CoreError::QuotaExceeded { .. }) => {
+            BatchImportErrorCode::ResourceExhausted
         }
-        BatchErrorCode::Internal => "BATCH_CREATE_IMPORTED_API_KEYS_ERROR_INTERNAL",
-        BatchErrorCode::ResourceExhausted => {
-            "BATCH_CREATE_IMPORTED_API_KEYS_ERROR_RESOURCE_EXHAUSTED"
-        }
+        _ => BatchImportErrorCode::Internal,
     }
 }
 
@@ -67,7 +48,7 @@ pub async fn batch_import(
     body: Payload,
 ) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let b: BatchIn = extract::json(body).await?;
+    let b: api::BatchImportRequest = extract::json(body).await?;
     let items = match (b.requests, b.keys) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad(
@@ -79,78 +60,97 @@ pub async fn batch_import(
     };
     let reqs = items
         .into_iter()
-        .map(|i| match i {
-            Some(spec) => import_request(spec),
-            None => Ok(ImportRequest::default()),
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let results = state.service.batch_import(nid, reqs).await?;
-    let mut ok = 0usize;
+        .map(wire::import_request)
+        .collect::<ApiResult<Vec<ImportRequest>>>()?;
+    let items = state.service.batch_import(nid, reqs).await?;
     let mut codes = Vec::new();
-    let out: Vec<Value> = results
-        .iter()
-        .map(|item| match &item.result {
-            Ok(k) => {
-                ok += 1;
-                json!({ "index": item.index, "imported_api_key": key_json(k) })
-            }
-            Err((code, msg)) => {
-                codes.push(*code);
-                json!({ "index": item.index, "error_code": code_name(*code), "error_message": msg })
+    let results: Vec<api::BatchImportResult> = items
+        .into_iter()
+        .map(|item| {
+            let index = item.index as i64;
+            match item.result {
+                Ok(k) => api::BatchImportResult {
+                    index,
+                    imported_api_key: Some(api_key(k)),
+                    ..Default::default()
+                },
+                Err(e) => {
+                    let code = batch_code(&e);
+                    codes.push(code);
+                    api::BatchImportResult {
+                        index,
+                        imported_api_key: None,
+                        error_code: Some(code),
+                        error_message: Some(e.to_string()),
+                    }
+                }
             }
         })
         .collect();
-    let failed = results.len() - ok;
-    if ok > 0 {
-        return Ok(HttpResponse::Ok()
-            .json(json!({ "results": out, "success_count": ok, "failure_count": failed })));
+    crate::http_metrics::batch_import(results.len(), &codes);
+    let failed = codes.len();
+    let response = api::BatchImportResponse {
+        success_count: (results.len() - failed) as i64,
+        failure_count: failed as i64,
+        results,
+    };
+    if failed < response.results.len() {
+        return Ok(HttpResponse::Ok().json(response));
     }
-    // All failed: the dominant code decides the status.
+    Err(all_failed(&codes, response))
+}
+
+/// Every item failed: the dominant code decides the status; the per-item results ride along.
+fn all_failed(codes: &[BatchImportErrorCode], response: api::BatchImportResponse) -> ApiError {
+    use BatchImportErrorCode as B;
+    use actix_web::http::StatusCode as S;
+    use api::error::reason;
     let dominant = [
-        BatchErrorCode::AlreadyExists,
-        BatchErrorCode::InvalidArgument,
-        BatchErrorCode::FailedPrecondition,
-        BatchErrorCode::ResourceExhausted,
-        BatchErrorCode::Internal,
+        B::AlreadyExists,
+        B::InvalidArgument,
+        B::FailedPrecondition,
+        B::ResourceExhausted,
+        B::Internal,
     ]
     .into_iter()
     .max_by_key(|c| codes.iter().filter(|x| *x == c).count())
-    .unwrap_or(BatchErrorCode::Internal);
+    .unwrap_or(B::Internal);
+    const MESSAGE: &str = "all keys failed to import";
     let mut err = match dominant {
-        BatchErrorCode::AlreadyExists => ApiError::new(
-            StatusCode::CONFLICT,
-            "ALREADY_EXISTS",
-            "API_KEY_EXISTS",
-            "all keys failed to import",
+        B::AlreadyExists => ApiError::new(
+            S::CONFLICT,
+            Code::AlreadyExists,
+            reason::API_KEY_EXISTS,
+            MESSAGE,
         ),
-        BatchErrorCode::InvalidArgument => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "BAD_REQUEST",
-            "all keys failed to import",
+        B::InvalidArgument => ApiError::new(
+            S::BAD_REQUEST,
+            Code::InvalidArgument,
+            reason::BAD_REQUEST,
+            MESSAGE,
         ),
-        BatchErrorCode::FailedPrecondition => ApiError::new(
-            StatusCode::CONFLICT,
-            "FAILED_PRECONDITION",
-            "FAILED_PRECONDITION",
-            "all keys failed to import",
+        B::FailedPrecondition => ApiError::new(
+            S::CONFLICT,
+            Code::FailedPrecondition,
+            reason::FAILED_PRECONDITION,
+            MESSAGE,
         ),
-        BatchErrorCode::ResourceExhausted => ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "PERMISSION_DENIED",
-            "API_KEY_QUOTA_EXCEEDED",
-            "all keys failed to import",
+        B::ResourceExhausted => ApiError::new(
+            S::PAYMENT_REQUIRED,
+            Code::PermissionDenied,
+            reason::API_KEY_QUOTA_EXCEEDED,
+            MESSAGE,
         ),
-        BatchErrorCode::Internal => ApiError::internal(),
+        _ => ApiError::internal(),
     };
-    err.extra.insert("results".into(), Value::Array(out));
-    err.extra.insert("success_count".into(), 0.into());
-    err.extra.insert("failure_count".into(), failed.into());
-    Err(err)
+    if let Ok(Value::Object(fields)) = serde_json::to_value(response) {
+        err.extra = fields;
+    }
+    err
 }
 
 pub async fn list(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
-    list_kind(req, state, KeyKind::Imported, "imported_api_keys").await
+    list_kind(req, state, KeyKind::Imported).await
 }
 
 pub async fn get(req: HttpRequest, state: State, key_id: Path<String>) -> ApiResult<HttpResponse> {

@@ -2,64 +2,64 @@
 
 use actix_web::web::{Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
-use talos_core::{
-    KeyKind, ListRequest, RevocationReason, RevokeRequest, RotateRequest, UpdateField,
-    UpdateRequest, Visibility,
-};
+use serde_json::{Map, Value};
+use talos_api as api;
+use talos_core::{KeyKind, ListRequest, RevokeRequest, RotateRequest, UpdateField, UpdateRequest};
 
 use super::{State, created};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, nid, query};
-use crate::wire::{self, IpRestrictionIn, KeySpecIn, RateLimitIn, de_enum, key_json};
+use crate::wire::{self, api_key};
 
 const ISSUED: &str = "/v2alpha1/admin/issuedApiKeys";
 
 pub async fn issue(req: HttpRequest, state: State, body: Payload) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let (_, spec) = extract::json::<KeySpecIn>(body).await?.into_spec()?;
+    let spec = wire::issue_spec(extract::json(body).await?)?;
     let issued = state.service.issue(nid, spec).await?;
-    let body = json!({ "issued_api_key": key_json(&issued.key), "secret": issued.secret });
-    Ok(created(format!("{ISSUED}/{}", issued.key.key_id), body))
+    let location = format!("{ISSUED}/{}", issued.key.key_id);
+    Ok(created(
+        location,
+        &api::IssueApiKeyResponse {
+            issued_api_key: api_key(issued.key),
+            secret: issued.secret,
+        },
+    ))
 }
 
-/// Parses list parameters; shared by both kinds.
+/// Parses list parameters and the filter; shared by both kinds.
 pub fn list_request(req: &HttpRequest) -> ApiResult<ListRequest> {
     let q = query(req)?;
-    let page_size = match q
-        .get("page_size")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-    {
-        None => 0,
-        Some(s) => s
-            .parse::<i64>()
-            .map_err(|_| ApiError::bad(format!("page_size must be an integer, got {s:?}")))?,
-    };
+    let params = api::ListParams::from_pairs(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(ApiError::bad)?;
+    let filter = params.list_filter().map_err(ApiError::bad)?;
     Ok(ListRequest {
-        page_size,
-        page_token: q.get("page_token").cloned(),
-        filter: q.get("filter").cloned(),
-        actor_id: q.get("actor_id").cloned(),
-        status: q.get("status").cloned(),
+        page_size: params.page_size.unwrap_or(0),
+        page_token: params.page_token,
+        actor_id: filter.actor_id,
+        status: filter.status.and_then(wire::key_status_in),
     })
 }
 
 pub async fn list(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
-    list_kind(req, state, KeyKind::Issued, "issued_api_keys").await
+    list_kind(req, state, KeyKind::Issued).await
 }
 
-pub async fn list_kind(
-    req: HttpRequest,
-    state: State,
-    kind: KeyKind,
-    field: &str,
-) -> ApiResult<HttpResponse> {
+pub async fn list_kind(req: HttpRequest, state: State, kind: KeyKind) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
     let page = state.service.list(nid, kind, list_request(&req)?).await?;
-    let keys: Vec<Value> = page.keys.iter().map(key_json).collect();
-    Ok(HttpResponse::Ok().json(json!({ field: keys, "next_page_token": page.next_page_token })))
+    let keys: Vec<api::ApiKey> = page.keys.into_iter().map(api_key).collect();
+    let next_page_token = page.next_page_token;
+    Ok(match kind {
+        KeyKind::Issued => HttpResponse::Ok().json(api::ListIssuedApiKeysResponse {
+            issued_api_keys: keys,
+            next_page_token,
+        }),
+        KeyKind::Imported => HttpResponse::Ok().json(api::ListImportedApiKeysResponse {
+            imported_api_keys: keys,
+            next_page_token,
+        }),
+    })
 }
 
 pub async fn get(req: HttpRequest, state: State, key_id: Path<String>) -> ApiResult<HttpResponse> {
@@ -74,18 +74,18 @@ pub async fn get_kind(
 ) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
     let key = state.service.get_key(nid, kind, key_id).await?;
-    Ok(HttpResponse::Ok().json(key_json(&key)))
+    Ok(HttpResponse::Ok().json(api_key(key)))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct UpdateFields {
-    key_id: Option<String>,
-    name: Option<String>,
-    scopes: Option<Vec<String>>,
-    metadata: Option<Map<String, Value>>,
-    rate_limit_policy: Option<RateLimitIn>,
-    ip_restriction: Option<IpRestrictionIn>,
+fn update_field(p: api::UpdatePath) -> UpdateField {
+    match p {
+        api::UpdatePath::Name => UpdateField::Name,
+        api::UpdatePath::Scopes => UpdateField::Scopes,
+        api::UpdatePath::Metadata => UpdateField::Metadata,
+        api::UpdatePath::RateLimitPolicy => UpdateField::RateLimitPolicy,
+        api::UpdatePath::IpRestriction => UpdateField::IpRestriction,
+        api::UpdatePath::Credits => UpdateField::Credits,
+    }
 }
 
 /// Parses a PATCH: the mask from `?update_mask=` or the body, the resource bare or wrapped.
@@ -97,13 +97,14 @@ pub fn update_request(
 ) -> ApiResult<UpdateRequest> {
     let mut root: Map<String, Value> = wire::parse_body(body)?;
     let body_mask = root.remove("update_mask");
-    let resource = match root.remove(wrapper) {
+    let mut resource = match root.remove(wrapper) {
         Some(Value::Object(inner)) => inner,
         Some(Value::Null) | None => root,
         Some(_) => return Err(ApiError::bad(format!("{wrapper} must be an object"))),
     };
-    let fields: UpdateFields =
-        wire::parse_body(&serde_json::to_vec(&resource).unwrap_or_default())?;
+    // The mask counts at the top level only (inside a wrapper it is ignored).
+    resource.remove("update_mask");
+    let fields: api::UpdateApiKeyRequest = wire::parse_object(resource)?;
     if fields
         .key_id
         .as_deref()
@@ -113,46 +114,16 @@ pub fn update_request(
             "key_id in the body does not match the key_id in the path",
         ));
     }
-    let query_mask = query(req)?
-        .get("update_mask")
-        .cloned()
-        .filter(|m| !m.is_empty());
-    let body_mask: Option<Vec<String>> = match body_mask {
-        None | Some(Value::Null) => None,
-        // The JSON form of an empty FieldMask.
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.split(',').map(str::to_string).collect()),
-        Some(Value::Object(o)) => match o.get("paths") {
-            Some(Value::Array(a)) => Some(
-                a.iter()
-                    .map(|p| p.as_str().map(str::to_string))
-                    .collect::<Option<Vec<String>>>()
-                    .ok_or_else(|| ApiError::bad("update_mask.paths must be a list of strings"))?,
-            ),
-            None | Some(Value::Null) => Some(Vec::new()),
-            _ => return Err(ApiError::bad("update_mask.paths must be a list of strings")),
-        },
-        Some(_) => {
-            return Err(ApiError::bad(
-                "update_mask must be a string or {\"paths\": [...]}",
-            ));
-        }
-    };
-    let query_mask: Option<Vec<String>> =
-        query_mask.map(|m| m.split(',').map(str::to_string).collect());
-    let mask = match (query_mask, body_mask) {
-        (Some(q), Some(b)) if q != b => {
-            return Err(ApiError::bad(
-                "update_mask given in the query and the body, and they differ",
-            ));
-        }
-        (q, b) => q.or(b).filter(|m| !m.is_empty()),
-    };
-    // Every path must name a field: an empty one (`,,,`, `name,`) is a malformed mask, not "no
-    // mask" (which would apply every non-empty field instead of the ones meant).
-    let mask = mask
-        .map(|m| m.iter().map(|p| UpdateField::parse(p)).collect())
-        .transpose()?;
+    let query_mask = query(req)?.remove("update_mask");
+    let body_mask = body_mask
+        .as_ref()
+        .map(api::UpdateMask::from_value)
+        .transpose()
+        .map_err(ApiError::bad)?
+        .flatten();
+    let mask = api::mask::resolve(query_mask.as_deref(), body_mask.as_ref())
+        .map_err(ApiError::bad)?
+        .map(|paths| paths.into_iter().map(update_field).collect());
     Ok(UpdateRequest {
         mask,
         name: fields.name,
@@ -160,11 +131,12 @@ pub fn update_request(
         metadata: fields.metadata,
         rate_limit_policy: match fields.rate_limit_policy {
             // An all-empty policy in the body means "clear".
-            Some(p) if p.quota.is_none() && p.window.as_deref().unwrap_or("").is_empty() => None,
-            Some(p) => Some(p.into_input()?),
+            Some(p) if p.quota.is_none() && p.window.is_empty() => None,
+            Some(p) => Some(wire::rate_limit_input(p)?),
             None => None,
         },
-        allowed_cidrs: fields.ip_restriction.and_then(|r| r.allowed_cidrs),
+        allowed_cidrs: fields.ip_restriction.map(|r| r.allowed_cidrs),
+        credits: fields.credits.map(wire::credits_input).transpose()?,
     })
 }
 
@@ -194,19 +166,7 @@ pub async fn update_kind(
     };
     let update = update_request(&req, &body, wrapper, key_id)?;
     let key = state.service.update_key(nid, kind, key_id, update).await?;
-    Ok(HttpResponse::Ok().json(key_json(&key)))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RotateIn {
-    name: Option<String>,
-    scopes: Option<Vec<String>>,
-    metadata: Option<Map<String, Value>>,
-    rate_limit_policy: Option<Value>,
-    ip_restriction: Option<IpRestrictionIn>,
-    #[serde(deserialize_with = "de_enum")]
-    visibility: Option<Visibility>,
+    Ok(HttpResponse::Ok().json(api_key(key)))
 }
 
 pub async fn rotate(
@@ -216,49 +176,35 @@ pub async fn rotate(
     body: Payload,
 ) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let b: RotateIn = extract::json(body).await?;
+    let b: api::RotateApiKeyRequest = extract::json(body).await?;
     let rate_limit_policy = match b.rate_limit_policy {
         None => None,
-        Some(Value::Null) => Some(None),
-        Some(v) => {
-            let p: RateLimitIn = wire::parse_body(&serde_json::to_vec(&v).unwrap_or_default())?;
-            Some(Some(p.into_input()?))
-        }
+        Some(None) => Some(None),
+        Some(Some(p)) => Some(Some(wire::rate_limit_input(p)?)),
     };
     let r = RotateRequest {
         name: b.name,
         scopes: b.scopes,
         metadata: b.metadata,
         rate_limit_policy,
-        allowed_cidrs: b
-            .ip_restriction
-            .map(|r| r.allowed_cidrs.unwrap_or_default()),
-        visibility: b.visibility,
+        allowed_cidrs: b.ip_restriction.map(|r| r.allowed_cidrs),
+        visibility: b.visibility.map(wire::visibility_in),
     };
     let rotated = state.service.rotate(nid, &key_id, r).await?;
-    let body = json!({
-        "issued_api_key": key_json(&rotated.new.key),
-        "secret": rotated.new.secret,
-        "old_issued_api_key": key_json(&rotated.old),
-    });
+    let location = format!("{ISSUED}/{}", rotated.new.key.key_id);
     Ok(created(
-        format!("{ISSUED}/{}", rotated.new.key.key_id),
-        body,
+        location,
+        &api::RotateApiKeyResponse {
+            issued_api_key: api_key(rotated.new.key),
+            secret: rotated.new.secret,
+            old_issued_api_key: Some(api_key(rotated.old)),
+        },
     ))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct RevokeIn {
-    #[serde(deserialize_with = "de_enum")]
-    reason: Option<RevocationReason>,
-    reason_text: Option<String>,
-    description: Option<String>,
 }
 
 /// Parses `{reason, reason_text}`; `description` is an alias of `reason_text`.
 pub async fn revoke_request(body: Payload) -> ApiResult<RevokeRequest> {
-    let b: RevokeIn = extract::json(body).await?;
+    let b: api::RevokeApiKeyRequest = extract::json(body).await?;
     let text = b.reason_text.filter(|t| !t.is_empty());
     let desc = b.description.filter(|t| !t.is_empty());
     if let (Some(t), Some(d)) = (&text, &desc)
@@ -269,7 +215,7 @@ pub async fn revoke_request(body: Payload) -> ApiResult<RevokeRequest> {
         ));
     }
     Ok(RevokeRequest {
-        reason: b.reason.unwrap_or(RevocationReason::Unspecified),
+        reason: wire::revocation_reason_in(b.reason.unwrap_or_default()),
         reason_text: text.or(desc),
     })
 }

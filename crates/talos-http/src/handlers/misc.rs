@@ -2,28 +2,39 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::json;
+use serde_json::{Value, json};
+use talos_api::{self as api, Code};
 
 use super::State;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::nid;
 
+/// The public keys of network `nid`'s JWK set.
+fn public_keys(state: &State, nid: uuid::Uuid) -> Vec<Value> {
+    match state.service.jwks(nid).get_mut("keys").map(Value::take) {
+        Some(Value::Array(keys)) => keys,
+        _ => Vec::new(),
+    }
+}
+
 pub async fn jwks(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
-    nid(&req, &state)?;
-    let set = state.service.jwks();
-    let keys = set.get("keys").cloned().unwrap_or_else(|| json!([]));
-    Ok(HttpResponse::Ok().json(json!({ "jwks": { "keys": keys }, "keys": keys })))
+    let nid = nid(&req, &state)?;
+    let keys = public_keys(&state, nid);
+    Ok(HttpResponse::Ok().json(api::JwksResponse {
+        jwks: Some(api::Jwks { keys: keys.clone() }),
+        keys,
+    }))
 }
 
 pub async fn well_known_jwks(req: HttpRequest, state: State) -> ApiResult<HttpResponse> {
-    nid(&req, &state)?;
-    let set = state.service.jwks();
-    Ok(HttpResponse::Ok()
-        .json(json!({ "keys": set.get("keys").cloned().unwrap_or_else(|| json!([])) })))
+    let nid = nid(&req, &state)?;
+    Ok(HttpResponse::Ok().json(api::Jwks {
+        keys: public_keys(&state, nid),
+    }))
 }
 
 pub async fn alive() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(api::HealthStatus::ok())
 }
 
 pub async fn ready(state: State) -> HttpResponse {
@@ -32,7 +43,7 @@ pub async fn ready(state: State) -> HttpResponse {
             .json(json!({ "errors": { "server": "shutting down" } }));
     }
     match state.service.ready().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ok" })),
+        Ok(()) => HttpResponse::Ok().json(api::HealthStatus::ok()),
         // The body names the dependency only: error text can carry hosts, users or paths.
         Err(e) => {
             tracing::warn!(dependency = e.dependency, detail = %e.detail, "not ready");
@@ -53,8 +64,8 @@ pub async fn not_found() -> ApiResult<HttpResponse> {
 pub async fn method_not_allowed() -> ApiResult<HttpResponse> {
     Err(ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "UNIMPLEMENTED",
-        "METHOD_NOT_ALLOWED",
+        Code::Unimplemented,
+        api::error::reason::METHOD_NOT_ALLOWED,
         "method not allowed on this route",
     ))
 }

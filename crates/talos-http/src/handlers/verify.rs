@@ -1,156 +1,161 @@
 //! Verify, batch verify, derive, self-revoke.
 
+use std::borrow::Cow;
+
 use actix_web::web::Payload;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use talos_api::headers::{self, CacheResult};
+use talos_api::{self as api, VerificationErrorCode};
 use talos_core::{
-    CacheStatus, DeriveRequest, RevocationReason, TokenAlgorithm, VerifyOutcome, VerifyRequest,
+    CacheStatus, DeriveRequest, TokenAlgorithm, VerifyErrorCode, VerifyOutcome, VerifyRequest,
 };
 
 use super::State;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, cache_mode, client_ip, nid};
-use crate::wire::{RateLimitOut, de_enum, time, visibility_name};
+use crate::wire;
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct VerifyIn {
-    credential: Option<String>,
+fn error_code(c: VerifyErrorCode) -> VerificationErrorCode {
+    match c {
+        VerifyErrorCode::InvalidFormat => VerificationErrorCode::InvalidFormat,
+        VerifyErrorCode::Expired => VerificationErrorCode::Expired,
+        VerifyErrorCode::Revoked => VerificationErrorCode::Revoked,
+        VerifyErrorCode::NotFound => VerificationErrorCode::NotFound,
+        VerifyErrorCode::SignatureInvalid => VerificationErrorCode::SignatureInvalid,
+        VerifyErrorCode::NoHmacKey | VerifyErrorCode::Internal => VerificationErrorCode::Internal,
+        VerifyErrorCode::IpNotAllowed => VerificationErrorCode::IpNotAllowed,
+        VerifyErrorCode::RateLimited => VerificationErrorCode::RateLimited,
+        VerifyErrorCode::BalanceExhausted => VerificationErrorCode::BalanceExhausted,
+        VerifyErrorCode::UsageExceeded => VerificationErrorCode::UsageExceeded,
+    }
 }
 
-static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-
-#[derive(Serialize)]
-struct VerifyOut<'a> {
-    is_valid: bool,
-    is_active: bool,
-    key_id: &'a str,
-    actor_id: &'a str,
-    scopes: &'a [String],
-    metadata: &'a Map<String, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expire_time: Option<String>,
-    issuer: &'a str,
-    status: &'static str,
-    visibility: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rate_limit_policy: Option<RateLimitOut>,
-    /// int64 as a JSON string; only when the limiter answered for this key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rate_limit_remaining: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rate_limit_reset_time: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_message: Option<&'a str>,
+fn cache_result(s: CacheStatus) -> CacheResult {
+    match s {
+        CacheStatus::Hit => CacheResult::Hit,
+        CacheStatus::Miss => CacheResult::Miss,
+        CacheStatus::Skip => CacheResult::Skip,
+    }
 }
 
-fn verify_out<'a>(o: &'a VerifyOutcome, issuer: &'a str) -> VerifyOut<'a> {
-    let remaining = o.rate_limit.as_ref().map(|r| r.remaining.to_string());
-    let reset = o.rate_limit.as_ref().map(|r| time(r.reset_time));
-    match &o.result {
-        Ok(v) => VerifyOut {
-            is_valid: true,
-            is_active: true,
-            key_id: &v.key_id,
-            actor_id: &v.actor_id,
-            scopes: &v.scopes,
-            metadata: &v.metadata,
-            expire_time: v.expire_time.map(time),
-            issuer,
-            status: "KEY_STATUS_ACTIVE",
-            visibility: visibility_name(v.visibility),
-            rate_limit_policy: v.rate_limit_policy.as_ref().map(RateLimitOut::from),
-            rate_limit_remaining: remaining,
-            rate_limit_reset_time: reset,
-            error_code: None,
-            error_message: None,
+/// The answer for one outcome; moves the identity out of it and borrows the issuer.
+pub(crate) fn verify_response(o: VerifyOutcome, issuer: &str) -> api::VerifyApiKeyResponse<'_> {
+    let (remaining, reset) = o
+        .rate_limit
+        .as_ref()
+        .map(|r| (i64::try_from(r.remaining).unwrap_or(i64::MAX), r.reset_time))
+        .unzip();
+    let m = o.metering;
+    let base = api::VerifyApiKeyResponse {
+        issuer: Cow::Borrowed(issuer),
+        rate_limit_remaining: remaining,
+        rate_limit_reset_time: reset,
+        credits_remaining: m.credits_remaining,
+        balance_remaining: m.balance.map(|b| b.remaining_micros),
+        balance_quota: m.balance.map(|b| b.quota_micros),
+        ..Default::default()
+    };
+    match o.result {
+        Ok(v) => api::VerifyApiKeyResponse {
+            is_valid: Some(true),
+            is_active: Some(true),
+            key_id: v.key_id,
+            actor_id: v.actor_id,
+            scopes: v.scopes,
+            metadata: v.metadata,
+            expire_time: v.expire_time,
+            status: api::KeyStatus::Active,
+            visibility: wire::visibility(v.visibility),
+            rate_limit_policy: v.rate_limit_policy.as_ref().map(wire::rate_limit_policy),
+            ..base
         },
-        Err(f) => VerifyOut {
-            is_valid: false,
-            is_active: false,
-            key_id: "",
-            actor_id: "",
-            scopes: &[],
-            metadata: &EMPTY,
-            expire_time: None,
-            issuer,
-            status: "KEY_STATUS_UNSPECIFIED",
-            visibility: "KEY_VISIBILITY_UNSPECIFIED",
-            rate_limit_policy: None,
-            rate_limit_remaining: remaining,
-            rate_limit_reset_time: reset,
-            error_code: Some(f.code.as_str()),
-            error_message: Some(&f.message),
+        Err(f) => api::VerifyApiKeyResponse {
+            is_valid: Some(false),
+            is_active: Some(false),
+            error_code: Some(error_code(f.code)),
+            // A storage failure's cause is logged; the client sees the generic text.
+            error_message: Some(Cow::Borrowed(match f.code {
+                VerifyErrorCode::Internal => api::error::INTERNAL_MESSAGE,
+                _ => f.message,
+            })),
+            ..base
         },
     }
 }
 
-#[derive(Serialize)]
-struct BatchVerifyOut<'a> {
-    results: Vec<VerifyOut<'a>>,
-}
-
-fn cache_headers(resp: &mut HttpResponseBuilder, status: CacheStatus, no_store: bool) {
-    resp.insert_header(("Ory-Talos-Cache", status.as_str()));
+pub(crate) fn cache_headers(resp: &mut HttpResponseBuilder, status: CacheStatus, no_store: bool) {
+    resp.insert_header((headers::CACHE, cache_result(status).as_str()));
     if no_store {
         resp.insert_header(("Cache-Control", "no-store"));
     }
 }
 
+/// The limiter's answer for the outcome's key, when it answered for a key with a policy.
+pub(crate) fn rate_limit_of(o: &VerifyOutcome) -> Option<headers::RateLimitHeaders> {
+    let r = o.rate_limit.as_ref()?;
+    Some(headers::RateLimitHeaders {
+        quota: r.policy.quota,
+        window_secs: r.policy.window_secs,
+        remaining: r.remaining,
+        retry_after_secs: r
+            .retry_after
+            .map(|wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0)),
+    })
+}
+
 /// `RateLimit-Policy`, `RateLimit` and, when refused, `Retry-After` — only when the limiter
 /// answered for a key with a policy.
 fn rate_limit_headers(resp: &mut HttpResponseBuilder, o: &VerifyOutcome) {
-    let Some(r) = &o.rate_limit else { return };
-    resp.insert_header((
-        "RateLimit-Policy",
-        format!(
-            "\"default\";q={};w={}",
-            r.policy.quota, r.policy.window_secs
-        ),
-    ));
-    resp.insert_header(("RateLimit", format!("\"default\";r={}", r.remaining)));
-    if let Some(wait) = r.retry_after {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        resp.insert_header(("Retry-After", secs.max(1).to_string()));
+    for h in rate_limit_of(o).map(|r| r.pairs()).unwrap_or_default() {
+        resp.insert_header(h);
     }
 }
 
-fn verify_request(req: &HttpRequest, state: &State, credential: String) -> VerifyRequest {
-    VerifyRequest {
-        credential,
-        client_ip: client_ip(req, state.client_ip_source),
+/// A request's `cost`: at least 0 (absent: the default, 1).
+fn cost(cost: Option<i64>) -> ApiResult<Option<u64>> {
+    cost.map(|c| u64::try_from(c).map_err(|_| ApiError::bad("cost must not be negative")))
+        .transpose()
+}
+
+fn verify_request(
+    req: &HttpRequest,
+    state: &State,
+    body: api::VerifyApiKeyRequest,
+) -> ApiResult<VerifyRequest> {
+    Ok(VerifyRequest {
+        credential: body.credential,
+        client_ip: client_ip(req, state.client_ip_source.value()),
         cache: cache_mode(req),
-    }
+        cost: cost(body.cost)?,
+    })
+}
+
+/// Answers that depend on per-request state must not be cached downstream.
+pub(crate) fn no_store(o: &VerifyOutcome) -> bool {
+    o.ip_restricted || o.rate_limited_key || o.metering.is_metered()
 }
 
 pub async fn verify(req: HttpRequest, state: State, body: Payload) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let b: VerifyIn = extract::json(body).await?;
+    let b: api::VerifyApiKeyRequest = extract::json(body).await?;
+    // A malformed request, not a credential that fails: 400 like upstream's request validation
+    // (the core would answer 200 with VERIFICATION_ERROR_INVALID_FORMAT).
+    let chars = b.credential.chars().count();
+    if chars > api::MAX_CREDENTIAL_CHARS {
+        return Err(ApiError::bad(format!(
+            "credential must be at most {} characters (got {chars})",
+            api::MAX_CREDENTIAL_CHARS
+        )));
+    }
     let outcome = state
         .service
-        .verify(
-            nid,
-            &verify_request(&req, &state, b.credential.unwrap_or_default()),
-        )
+        .verify(nid, &verify_request(&req, &state, b)?)
         .await;
-    let runtime = state.service.runtime();
+    let issuer = state.service.issuer(nid);
     let mut resp = HttpResponse::Ok();
-    cache_headers(
-        &mut resp,
-        outcome.cache,
-        outcome.ip_restricted || outcome.rate_limited_key,
-    );
+    cache_headers(&mut resp, outcome.cache, no_store(&outcome));
     rate_limit_headers(&mut resp, &outcome);
-    Ok(resp.json(verify_out(&outcome, &runtime.issuer)))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct BatchVerifyIn {
-    requests: Option<Vec<Option<VerifyIn>>>,
+    Ok(resp.json(verify_response(outcome, &issuer)))
 }
 
 /// Batch verify. Rate-limit counters appear per item in the body (`rate_limit_remaining`,
@@ -162,119 +167,65 @@ pub async fn batch_verify(
     body: Payload,
 ) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let b: BatchVerifyIn = extract::json(body).await?;
-    let items = b.requests.unwrap_or_default();
-    if items.is_empty() || items.len() > 100 {
-        return Err(ApiError::bad(format!(
-            "requests must contain 1..100 items (got {})",
-            items.len()
-        )));
-    }
-    let runtime = state.service.runtime();
-    let mut outcomes = Vec::with_capacity(items.len());
-    let mut statuses = Vec::with_capacity(items.len());
-    let mut no_store = false;
-    for item in items {
-        let credential = item.and_then(|i| i.credential).unwrap_or_default();
-        let outcome = state
-            .service
-            .verify(nid, &verify_request(&req, &state, credential))
-            .await;
-        no_store |= outcome.ip_restricted || outcome.rate_limited_key;
-        statuses.push(outcome.cache);
-        outcomes.push(outcome);
-    }
+    let b: api::BatchVerifyApiKeysRequest = extract::json(body).await?;
+    let reqs: Vec<VerifyRequest> = b
+        .requests
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| verify_request(&req, &state, item))
+        .collect::<ApiResult<_>>()?;
+    let outcomes = state.service.verify_batch(nid, &reqs).await?;
+    let no_store = outcomes.iter().any(no_store);
     // One header for the batch: HIT only if every item hit, SKIP if none was looked up.
-    let status = if statuses.iter().all(|s| *s == CacheStatus::Hit) {
+    let status = if outcomes.iter().all(|o| o.cache == CacheStatus::Hit) {
         CacheStatus::Hit
-    } else if statuses.iter().all(|s| *s == CacheStatus::Skip) {
+    } else if outcomes.iter().all(|o| o.cache == CacheStatus::Skip) {
         CacheStatus::Skip
     } else {
         CacheStatus::Miss
     };
+    let issuer = state.service.issuer(nid);
     let mut resp = HttpResponse::Ok();
     cache_headers(&mut resp, status, no_store);
     let results = outcomes
-        .iter()
-        .map(|o| verify_out(o, &runtime.issuer))
+        .into_iter()
+        .map(|o| verify_response(o, &issuer))
         .collect();
-    Ok(resp.json(BatchVerifyOut { results }))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct DeriveIn {
-    credential: Option<String>,
-    #[serde(deserialize_with = "de_enum")]
-    algorithm: Option<TokenAlgorithm>,
-    ttl: Option<String>,
-    scopes: Option<Vec<String>>,
-    custom_claims: Option<Map<String, Value>>,
+    Ok(resp.json(api::BatchVerifyApiKeysResponse { results }))
 }
 
 pub async fn derive(req: HttpRequest, state: State, body: Payload) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let b: DeriveIn = extract::json(body).await?;
-    let credential = b.credential.unwrap_or_default();
-    if credential.is_empty() {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "CREDENTIAL_REQUIRED",
-            "credential is required",
-        ));
-    }
-    let custom_claims = b.custom_claims.unwrap_or_default();
-    if serde_json::to_vec(&custom_claims)
-        .map(|v| v.len())
-        .unwrap_or(0)
-        > 4096
-    {
-        return Err(ApiError::bad(
-            "custom_claims must be at most 4096 bytes serialized",
-        ));
-    }
+    let b: api::DeriveTokenRequest = extract::json(body).await?;
     let r = DeriveRequest {
-        credential,
-        algorithm: b.algorithm.unwrap_or(TokenAlgorithm::Jwt),
+        credential: b.credential,
+        algorithm: match b.algorithm {
+            Some(api::TokenAlgorithm::Macaroon) => TokenAlgorithm::Macaroon,
+            _ => TokenAlgorithm::Jwt,
+        },
         ttl: b.ttl,
-        scopes: b.scopes.unwrap_or_default(),
-        custom_claims,
-        client_ip: client_ip(&req, state.client_ip_source),
+        scopes: b.scopes,
+        custom_claims: b.custom_claims.unwrap_or_default(),
+        client_ip: client_ip(&req, state.client_ip_source.value()),
     };
     let t = state.service.derive(nid, r).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "token": { "token": t.token, "expire_time": time(t.expire_time), "scopes": t.scopes, "claims": t.claims }
-    })))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct SelfRevokeIn {
-    credential: Option<String>,
-    #[serde(deserialize_with = "de_enum")]
-    reason: Option<RevocationReason>,
+    Ok(HttpResponse::Ok().json(api::DeriveTokenResponse {
+        token: api::Token {
+            token: t.token,
+            expire_time: Some(t.expire_time),
+            scopes: t.scopes,
+            claims: t.claims,
+        },
+    }))
 }
 
 pub async fn self_revoke(req: HttpRequest, state: State, body: Payload) -> ApiResult<HttpResponse> {
     let nid = nid(&req, &state)?;
-    let b: SelfRevokeIn = extract::json(body).await?;
-    let credential = b.credential.unwrap_or_default();
-    if credential.is_empty() {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "INVALID_ARGUMENT",
-            "CREDENTIAL_REQUIRED",
-            "credential is required",
-        ));
-    }
+    let b: api::SelfRevokeApiKeyRequest = extract::json(body).await?;
+    let reason = wire::revocation_reason_in(b.reason.unwrap_or_default());
     state
         .service
-        .self_revoke(
-            nid,
-            &credential,
-            b.reason.unwrap_or(RevocationReason::Unspecified),
-        )
+        .self_revoke(nid, &b.credential, reason)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({})))
+    Ok(HttpResponse::Ok().json(api::Empty {}))
 }

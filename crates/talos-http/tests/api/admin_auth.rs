@@ -1,19 +1,13 @@
 //! Admin tokens: every admin route × {no token, wrong token, each scope} → 401 / 403 / success.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::web;
 use serde_json::{Value, json};
-use talos_core::Service;
-use talos_core::admin_auth::token_digest;
-use talos_core::config::load_str;
 use talos_http::AppState;
 use talos_http::endpoints::{ENDPOINTS, Method};
+use talos_test_support::TestApp;
 
-const JWKS: &str = "base64://eyAgImtleXMiOiBbICAgIHsgICAgICAiYWxnIjogIkVkRFNBIiwgICAgICAiY3J2IjogIkVkMjU1MTkiLCAgICAgICJkIjogIjl3VTNfV3p0dmx3TXg0SGlfN2dsSVduY09XNlVIR2I5amxDdDZEZkVGa2MiLCAgICAgICJraWQiOiAiZG9ja2VyLWRldi0wMDEiLCAgICAgICJrdHkiOiAiT0tQIiwgICAgICAidXNlIjogInNpZyIsICAgICAgIngiOiAiNGtTQTdtNU5jYnFDUC1mZk9fNGhQM2tsNHB0NGctLTNRQ21zQmwzb05lVSIgICAgfSAgXX0=";
 const SCOPES: &[&str] = &[
     "admin",
     "keys:read",
@@ -27,19 +21,13 @@ fn token_for(scope: &str) -> String {
 }
 
 async fn state() -> web::Data<AppState> {
-    let mut tokens = String::from("serve:\n  http:\n    admin_auth:\n      tokens:\n");
-    for s in SCOPES {
-        tokens.push_str(&format!(
-            "        - {{ name: \"tok-{s}\", sha256: \"{}\", scopes: [\"{s}\"] }}\n",
-            token_digest(&token_for(s))
-        ));
-    }
-    let yaml = format!(
-        "{tokens}credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\n  derived_tokens:\n    jwt:\n      signing_keys:\n        urls: [\"{JWKS}\"]\nsecrets:\n  hmac:\n    current: \"http-test-secret-0123456789abcdefghijklmnop\"\ndb:\n  dsn: \"sqlite::memory:\"\n"
-    );
-    let (config, _) = load_str(&yaml, "t.yaml", &BTreeMap::new()).unwrap();
-    let service = Arc::new(Service::from_config(&config).await.unwrap());
-    web::Data::new(super::app_state(service, &config))
+    SCOPES
+        .iter()
+        .fold(TestApp::builder().quickstart_jwks(), |b, s| {
+            b.admin_token(&format!("tok-{s}"), &token_for(s), &[s])
+        })
+        .state()
+        .await
 }
 
 /// A request body that succeeds for each admin operation; a new admin route must be added here.
@@ -56,13 +44,17 @@ fn body(op: &str, secret: &str, n: usize) -> Option<Value> {
             json!({"requests": [{"raw_key": raw, "name": "n", "actor_id": "a", "ttl": "1h"}]})
         }
         "VerifyApiKey" => json!({"credential": secret}),
+        "IngestUsage" => json!({"actor_id": "a", "cost_micros": 1}),
+        "SetActorQuota" => json!({"actor_id": "a", "quota_micros": "1000"}),
+        "TopUpActorBalance" => json!({"actor_id": "a", "amount_micros": 5}),
         "BatchVerifyApiKeys" => json!({"requests": [{"credential": secret}]}),
         "DeriveToken" => json!({"credential": secret, "algorithm": "TOKEN_ALGORITHM_JWT"}),
         "ListIssuedApiKeys"
         | "GetIssuedApiKey"
         | "ListImportedApiKeys"
         | "GetImportedApiKey"
-        | "DeleteImportedApiKey" => return None,
+        | "DeleteImportedApiKey"
+        | "GetActorBalance" => return None,
         other => panic!("add a request body for the admin operation {other}"),
     })
 }
@@ -70,11 +62,14 @@ fn body(op: &str, secret: &str, n: usize) -> Option<Value> {
 fn allowed(scope: &str, path: &str, method: Method) -> bool {
     let rest = path.strip_prefix("/v2alpha1/admin/").unwrap();
     let verify = ["apiKeys:verify", "apiKeys:batchVerify", "apiKeys:derive"].contains(&rest);
+    let usage = rest.starts_with("usage:") || rest.starts_with("actorBalances");
+    let keys = !verify && !usage;
     match scope {
         "admin" => true,
         "keys:verify" => verify,
-        "keys:read" => !verify && method == Method::Get,
-        "keys:write" => !verify && method != Method::Get,
+        "usage:write" => usage,
+        "keys:read" => keys && method == Method::Get,
+        "keys:write" => keys && method != Method::Get,
         _ => false,
     }
 }
@@ -129,9 +124,9 @@ async fn every_admin_route_needs_a_token_with_its_scope() {
             } else {
                 issued["issued_api_key"]["key_id"].as_str().unwrap()
             };
-            let path = e.path.replace("{key_id}", id);
+            let path = e.path.replace("{key_id}", id).replace("{actor_id}", "a");
             let mut req = match e.method {
-                Method::Get => TestRequest::get(),
+                Method::Get | Method::Any => TestRequest::get(),
                 Method::Post => TestRequest::post(),
                 Method::Patch => TestRequest::patch(),
                 Method::Delete => TestRequest::delete(),

@@ -1,25 +1,20 @@
 //! Browser and host protection: foreign origins and hosts are refused before routing; clients that
 //! send no `Origin` (curl, SDKs, the CLI) are unaffected.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use actix_web::http::StatusCode;
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
 use actix_web::web;
 use serde_json::{Value, json};
-use talos_core::Service;
-use talos_core::config::{CorsConfig, load_str};
+use talos_http::config::CorsConfig;
 use talos_http::{Access, AppState, HostPolicy, Plane};
+use talos_test_support::TestApp;
 
 async fn state(cors: CorsConfig, hosts: HostPolicy) -> web::Data<AppState> {
-    let yaml = "credentials:\n  issuer: \"http://talos.test\"\n  api_keys:\n    default_ttl: \"720h\"\nsecrets:\n  hmac:\n    current: \"http-test-secret-0123456789abcdefghijklmnop\"\ndb:\n  dsn: \"sqlite::memory:\"\n";
-    let (config, _) = load_str(yaml, "t.yaml", &BTreeMap::new()).unwrap();
-    let service = Arc::new(Service::from_config(&config).await.unwrap());
+    let base = TestApp::builder().app_state().await;
     web::Data::new(AppState {
-        cors,
+        cors: cors.into(),
         access: Access::new(Plane::All).with_hosts(hosts),
-        ..super::app_state(service, &config)
+        ..base
     })
 }
 
@@ -170,4 +165,96 @@ async fn a_foreign_host_is_refused_on_a_loopback_bind() {
         );
         assert_eq!(s, StatusCode::OK, "{host}: {j}");
     }
+}
+
+/// `serve.http.cors` and `client_ip_source` are read per request: a reload (`Live::set`) applies
+/// to the next request of a running app, as upstream's hot reload does.
+#[actix_web::test]
+async fn cors_and_the_client_ip_source_reload_while_serving() {
+    let state = state(CorsConfig::default(), HostPolicy::any()).await;
+    let app = init_service(talos_http::app(state.clone())).await;
+    let from_app = || {
+        TestRequest::get()
+            .uri("/v2alpha1/admin/issuedApiKeys")
+            .insert_header(("origin", "https://app.example.com"))
+    };
+    let (s, _, _) = send!(app, from_app());
+    assert_eq!(s, StatusCode::FORBIDDEN, "CORS off");
+
+    state.cors.set(CorsConfig {
+        enabled: true,
+        allowed_origins: vec!["https://app.example.com".into()],
+        allowed_headers: vec!["Content-Type".into()],
+        exposed_headers: vec!["X-Request-Id".into()],
+        allow_credentials: true,
+        max_age: 600,
+        debug: true,
+        ..Default::default()
+    });
+    let (s, h, _) = send!(app, from_app());
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.get("access-control-allow-origin").unwrap(),
+        "https://app.example.com"
+    );
+    assert_eq!(h.get("access-control-allow-credentials").unwrap(), "true");
+    assert_eq!(
+        h.get("access-control-expose-headers").unwrap(),
+        "X-Request-Id"
+    );
+    let preflight = |method: &str, headers: &str| {
+        TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/v2alpha1/admin/issuedApiKeys")
+            .insert_header(("origin", "https://app.example.com"))
+            .insert_header(("access-control-request-method", method.to_string()))
+            .insert_header(("access-control-request-headers", headers.to_string()))
+    };
+    let (s, h, _) = send!(app, preflight("POST", "content-type"));
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        h.get("access-control-allow-origin").unwrap(),
+        "https://app.example.com"
+    );
+    assert!(
+        h.get("access-control-allow-methods")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert_eq!(h.get("access-control-max-age").unwrap(), "600");
+    for (method, headers) in [("PROPFIND", "content-type"), ("POST", "x-secret-header")] {
+        let (_, h, _) = send!(app, preflight(method, headers));
+        assert!(
+            h.get("access-control-allow-origin").is_none(),
+            "{method} {headers}: no grant"
+        );
+    }
+
+    // An IP-restricted key: the client IP comes from the TCP peer, then from X-Real-IP.
+    let (s, _, j) = send!(
+        app,
+        TestRequest::post()
+            .uri("/v2alpha1/admin/issuedApiKeys")
+            .set_json(json!({"name": "n", "actor_id": "a", "ip_restriction": {"allowed_cidrs": ["203.0.113.7/32"]}}))
+    );
+    assert_eq!(s, StatusCode::CREATED, "{j}");
+    let secret = j["secret"].as_str().unwrap().to_string();
+    let verify = || {
+        TestRequest::post()
+            .uri("/v2alpha1/admin/apiKeys:verify")
+            .insert_header(("x-real-ip", "203.0.113.7"))
+            .set_json(json!({"credential": secret}))
+    };
+    let (_, _, j) = send!(app, verify());
+    assert_eq!(
+        j["is_valid"], false,
+        "the peer address is not 203.0.113.7: {j}"
+    );
+    state
+        .client_ip_source
+        .set(talos_http::ClientIpSource::XRealIp);
+    let (_, _, j) = send!(app, verify());
+    assert_eq!(j["is_valid"], true, "X-Real-IP is trusted now: {j}");
 }

@@ -14,7 +14,7 @@ pub async fn roundtrip(db: &TestDb) {
     assert_eq!(got, full);
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &full.key_id).await.unwrap(),
-        full
+        Some(looked_up(&full))
     );
 
     // Every optional field empty; an empty CIDR list reads back as "no restriction".
@@ -48,14 +48,14 @@ pub async fn roundtrip(db: &TestDb) {
     assert_eq!(inserted(s.insert_key(&imp).await.unwrap()), imp);
     assert_eq!(
         s.get_key(n, KeyKind::Imported, &imp.key_id).await.unwrap(),
-        imp
+        Some(looked_up(&imp))
     );
 
     // Lookups check the kind and the network.
-    assert_not_found(s.get_key(n, KeyKind::Imported, &full.key_id).await);
-    assert_not_found(s.get_key(n, KeyKind::Issued, &imp.key_id).await);
-    assert_not_found(s.get_key(nid(), KeyKind::Issued, &full.key_id).await);
-    assert_not_found(s.get_key(n, KeyKind::Issued, "missing").await);
+    assert_absent(s.get_key(n, KeyKind::Imported, &full.key_id).await);
+    assert_absent(s.get_key(n, KeyKind::Issued, &imp.key_id).await);
+    assert_absent(s.get_key(nid(), KeyKind::Issued, &full.key_id).await);
+    assert_absent(s.get_key(n, KeyKind::Issued, "missing").await);
 }
 
 pub async fn request_id_idempotency(db: &TestDb) {
@@ -73,7 +73,7 @@ pub async fn request_id_idempotency(db: &TestDb) {
         s.insert_key(&retry).await.unwrap(),
         InsertOutcome::Existing(first.clone())
     );
-    assert_not_found(s.get_key(n, KeyKind::Issued, &retry.key_id).await);
+    assert_absent(s.get_key(n, KeyKind::Issued, &retry.key_id).await);
 
     // The request id is scoped by kind and network.
     let mut imp = imported(n, 7);
@@ -164,6 +164,7 @@ pub async fn update_patch(db: &TestDb) {
         metadata: Some(Default::default()),
         rate_limit_policy: Some(None),
         allowed_cidrs: Some(Some(vec![])),
+        credits: Some(None),
     };
     let t2 = t1 + hours(1);
     let got = s
@@ -182,7 +183,7 @@ pub async fn update_patch(db: &TestDb) {
     assert_eq!(got, want);
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &k.key_id).await.unwrap(),
-        want
+        Some(looked_up(&want))
     );
     let unset = KeyPatch {
         allowed_cidrs: Some(None),
@@ -229,7 +230,7 @@ pub async fn revoke(db: &TestDb) {
     assert_eq!(got, want, "revocation never changes expire_time");
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &k.key_id).await.unwrap(),
-        want
+        Some(looked_up(&want))
     );
 
     assert_conflict(
@@ -285,11 +286,11 @@ pub async fn rotate(db: &TestDb) {
     assert_eq!(got_old.update_time, at);
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &old.key_id).await.unwrap(),
-        got_old
+        Some(looked_up(&got_old))
     );
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &new.key_id).await.unwrap(),
-        new
+        Some(looked_up(&new))
     );
 
     // Rotating a revoked key: NotActive, and the new key is not inserted.
@@ -298,7 +299,7 @@ pub async fn rotate(db: &TestDb) {
         s.rotate_key(n, &old.key_id, &again, &sup).await,
         ConflictKind::NotActive,
     );
-    assert_not_found(s.get_key(n, KeyKind::Issued, &again.key_id).await);
+    assert_absent(s.get_key(n, KeyKind::Issued, &again.key_id).await);
 
     // Expired at revocation.at: NotActive, nothing changes.
     let mut expired = issued(n, &uuid_id());
@@ -311,6 +312,7 @@ pub async fn rotate(db: &TestDb) {
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &expired.key_id)
             .await
+            .unwrap()
             .unwrap()
             .status,
         StoredStatus::Active
@@ -327,7 +329,7 @@ pub async fn rotate(db: &TestDb) {
     );
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &new.key_id).await.unwrap(),
-        new
+        Some(looked_up(&new))
     );
 }
 
@@ -342,7 +344,7 @@ pub async fn delete(db: &TestDb) {
         s.delete_key(n, KeyKind::Imported, &k.key_id).await.unwrap(),
         k
     );
-    assert_not_found(s.get_key(n, KeyKind::Imported, &k.key_id).await);
+    assert_absent(s.get_key(n, KeyKind::Imported, &k.key_id).await);
     assert_not_found(s.delete_key(n, KeyKind::Imported, &k.key_id).await);
     // The hash is free again.
     inserted(s.insert_key(&imported(n, 1)).await.unwrap());
@@ -354,12 +356,16 @@ pub async fn touch(db: &TestDb) {
     let k = inserted(s.insert_key(&issued(n, &uuid_id())).await.unwrap());
     let t = now() + hours(1);
     s.touch_key(n, KeyKind::Issued, &k.key_id, t).await.unwrap();
-    let got = s.get_key(n, KeyKind::Issued, &k.key_id).await.unwrap();
+    let got = s
+        .get_key(n, KeyKind::Issued, &k.key_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         got,
         KeyRecord {
             last_used_time: Some(t),
-            ..k.clone()
+            ..looked_up(&k)
         },
         "touch changes nothing else"
     );
@@ -370,6 +376,7 @@ pub async fn touch(db: &TestDb) {
     assert_eq!(
         s.get_key(n, KeyKind::Issued, &k.key_id)
             .await
+            .unwrap()
             .unwrap()
             .last_used_time,
         Some(t)
@@ -388,7 +395,7 @@ pub async fn hashes(db: &TestDb) {
         .find_imported_by_hashes(n, &[hash(99), hash(1)])
         .await
         .unwrap();
-    assert_eq!(found, Some(k.clone()));
+    assert_eq!(found, Some(looked_up(&k)));
     assert_eq!(
         s.find_imported_by_hashes(n, &[hash(99)]).await.unwrap(),
         None

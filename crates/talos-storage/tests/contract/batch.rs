@@ -75,19 +75,22 @@ pub async fn batch_duplicates(db: &TestDb) {
     ];
     assert_eq!(outcome_ids(&out), want);
     assert_eq!(out[0], BatchItemOutcome::Inserted(a.clone()));
-    assert_eq!(s.get_key(n, KeyKind::Imported, &a.key_id).await.unwrap(), a);
+    assert_eq!(
+        s.get_key(n, KeyKind::Imported, &a.key_id).await.unwrap(),
+        Some(looked_up(&a))
+    );
     assert_eq!(
         s.get_key(n, KeyKind::Imported, &d.key_id).await.unwrap(),
-        d,
+        Some(looked_up(&d)),
         "the first of an id wins"
     );
     assert_eq!(
         s.find_imported_by_hashes(n, &[hash(1)]).await.unwrap(),
-        Some(a.clone())
+        Some(looked_up(&a))
     );
     assert_eq!(
         s.get_key(n, KeyKind::Imported, &hex_id(3)).await.unwrap(),
-        after_rejected
+        Some(looked_up(&after_rejected))
     );
     let listed = s
         .list_keys(n, KeyKind::Imported, &list_all(now()))
@@ -116,7 +119,7 @@ pub async fn batch_thousand(db: &TestDb) {
     );
     assert_eq!(
         s.find_imported_by_hashes(n, &[hash(999)]).await.unwrap(),
-        Some(keys[999].clone())
+        Some(looked_up(&keys[999]))
     );
 
     // Again: all duplicates, plus one new key at the end.
@@ -144,8 +147,14 @@ pub async fn network_isolation(db: &TestDb) {
     inserted(s.insert_key(&imported(a, 1)).await.unwrap());
     inserted(s.insert_key(&imported(b, 1)).await.unwrap());
 
-    assert_eq!(s.get_key(a, KeyKind::Issued, &id).await.unwrap(), ka);
-    assert_eq!(s.get_key(b, KeyKind::Issued, &id).await.unwrap(), kb);
+    assert_eq!(
+        s.get_key(a, KeyKind::Issued, &id).await.unwrap(),
+        Some(looked_up(&ka))
+    );
+    assert_eq!(
+        s.get_key(b, KeyKind::Issued, &id).await.unwrap(),
+        Some(looked_up(&kb))
+    );
     assert_eq!(
         s.list_keys(a, KeyKind::Issued, &list_all(now()))
             .await
@@ -165,11 +174,18 @@ pub async fn network_isolation(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(
-        s.get_key(b, KeyKind::Issued, &id).await.unwrap().status,
+        s.get_key(b, KeyKind::Issued, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         StoredStatus::Active
     );
     s.delete_key(a, KeyKind::Issued, &id).await.unwrap();
-    assert_eq!(s.get_key(b, KeyKind::Issued, &id).await.unwrap(), kb);
+    assert_eq!(
+        s.get_key(b, KeyKind::Issued, &id).await.unwrap(),
+        Some(looked_up(&kb))
+    );
     let q = ListQuery {
         status: Some(KeyStatus::Active),
         ..list_all(now())

@@ -216,6 +216,17 @@ pub fn issued(nid: Uuid, key_id: &str) -> KeyRecord {
         revocation_description: None,
         request_id: None,
         imported: None,
+        credits: None,
+        actor_has_quota: None,
+    }
+}
+
+/// `k` as the verification lookups (`get_key`, `find_imported_by_hashes`) read it: knowing
+/// whether its actor has a balance quota (these fixtures' actors have none).
+pub fn looked_up(k: &KeyRecord) -> KeyRecord {
+    KeyRecord {
+        actor_has_quota: Some(false),
+        ..k.clone()
     }
 }
 
@@ -270,6 +281,15 @@ pub fn assert_conflict<T: std::fmt::Debug>(r: Result<T>, want: ConflictKind) {
     match r {
         Err(StorageError::Conflict(k)) if k == want => {}
         other => panic!("expected Conflict({want:?}), got {other:?}"),
+    }
+}
+
+/// A lookup that found nothing.
+#[track_caller]
+pub fn assert_absent<T: std::fmt::Debug>(r: Result<Option<T>>) {
+    match r {
+        Ok(None) => {}
+        other => panic!("expected Ok(None), got {other:?}"),
     }
 }
 
