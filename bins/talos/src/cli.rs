@@ -33,7 +33,8 @@ pub struct Cli {
         global = true,
         env = "TALOS_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        allow_hyphen_values = true
     )]
     pub token: Option<String>,
 
@@ -319,6 +320,7 @@ pub struct IssueArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The credential.
+    #[arg(allow_hyphen_values = true)]
     pub credential: String,
     /// Bypass the server's verification cache (Cache-Control: no-cache).
     #[arg(long)]
@@ -417,6 +419,7 @@ impl From<AlgorithmArg> for TokenAlgorithm {
 #[derive(Debug, Args)]
 pub struct DeriveArgs {
     /// Parent credential.
+    #[arg(allow_hyphen_values = true)]
     pub credential: String,
     /// Token type.
     #[arg(long, value_enum, default_value = "jwt")]
@@ -435,6 +438,7 @@ pub struct DeriveArgs {
 #[derive(Debug, Args)]
 pub struct SelfRevokeArgs {
     /// The key's own secret.
+    #[arg(allow_hyphen_values = true)]
     pub credential: String,
     /// Why the key is revoked (privilege_withdrawn is admin-only).
     #[arg(long, value_enum)]
@@ -457,7 +461,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "N")]
     pub page_size: Option<i64>,
     /// Continue from this next_page_token.
-    #[arg(long, value_name = "TOKEN")]
+    // Page tokens are base64url, so one in 64 starts with '-'.
+    #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
     pub page_token: Option<String>,
     /// Follow next_page_token until the last page.
     #[arg(long)]
@@ -539,7 +544,7 @@ pub struct ImportArgs {
     /// Human-readable name of the key.
     pub name: Option<String>,
     /// The existing key string.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     pub raw_key: String,
     /// Actor (holder) of the key.
     #[arg(long, value_name = "ID")]
@@ -654,4 +659,102 @@ pub fn split_list(s: &str) -> Vec<String> {
         .filter(|x| !x.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Cli {
+        let argv = std::iter::once("talos").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Opaque values (page tokens are base64url; imported keys and admin tokens are whatever
+    /// their owner chose) may start with '-' and must still be read as values.
+    #[test]
+    fn opaque_values_may_start_with_a_hyphen() {
+        let cli = parse(&[
+            "keys",
+            "issued",
+            "list",
+            "--page-token",
+            "-ipu4SM",
+            "--page-size",
+            "2",
+        ]);
+        let Command::Keys {
+            command:
+                KeysCommand::Issued {
+                    command: IssuedCommand::List(list),
+                },
+        } = cli.command
+        else {
+            panic!("not a list");
+        };
+        assert_eq!(list.page_token.as_deref(), Some("-ipu4SM"));
+        assert_eq!(list.page_size, Some(2));
+
+        let cli = parse(&[
+            "--token",
+            "-tok",
+            "keys",
+            "verify",
+            "-sk_live",
+            "--no-cache",
+        ]);
+        assert_eq!(cli.token.as_deref(), Some("-tok"));
+        let Command::Keys {
+            command: KeysCommand::Verify(verify),
+        } = cli.command
+        else {
+            panic!("not a verify");
+        };
+        assert_eq!(verify.credential, "-sk_live");
+        assert!(verify.no_cache);
+
+        let cli = parse(&[
+            "keys",
+            "imported",
+            "import",
+            "--raw-key",
+            "-legacy",
+            "--actor",
+            "a",
+        ]);
+        let Command::Keys {
+            command:
+                KeysCommand::Imported {
+                    command: ImportedCommand::Import(import),
+                },
+        } = cli.command
+        else {
+            panic!("not an import");
+        };
+        assert_eq!(import.raw_key, "-legacy");
+
+        for args in [
+            &["keys", "derive-token", "-parent", "--algorithm", "jwt"][..],
+            &["keys", "self-revoke", "-own"][..],
+        ] {
+            let cli = parse(args);
+            let credential = match cli.command {
+                Command::Keys {
+                    command: KeysCommand::DeriveToken(d),
+                } => d.credential,
+                Command::Keys {
+                    command: KeysCommand::SelfRevoke(s),
+                } => s.credential,
+                _ => panic!("{args:?}"),
+            };
+            assert_eq!(credential, args[2]);
+        }
+    }
+
+    #[test]
+    fn help_is_still_help_after_a_credential_flag() {
+        let err = Cli::try_parse_from(["talos", "keys", "verify", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+    }
 }
