@@ -14,6 +14,7 @@
 
 mod bench;
 mod chaos;
+mod charts;
 mod ci;
 mod docs_check;
 mod http;

@@ -316,6 +316,16 @@ pub fn markdown(res: &Results) -> String {
 
     // Talos.
     let _ = writeln!(s, "### Talos\n");
+    if res.mode == "full" {
+        // Drawn by `crate::charts` into docs/bench/ from the same runs.
+        let _ = writeln!(
+            s,
+            "![Throughput per scenario beside the paired baseline](bench/{})\n\n\
+             ![Latency percentiles at half load](bench/{})\n",
+            crate::charts::THROUGHPUT,
+            crate::charts::LATENCY
+        );
+    }
     let _ = writeln!(
         s,
         "Saturation: fixed connections, no think time. Half load: half the saturation throughput (see Method). \
