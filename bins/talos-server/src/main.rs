@@ -3,6 +3,12 @@
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a verify allocates a few dozen small blocks across the
+/// request, the middleware and the answer, and glibc's malloc/free took about 10% of the
+/// server's CPU under verify load (perf; docs/benchmarks.md, "HTTP load", Analysis).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = talos_server::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()

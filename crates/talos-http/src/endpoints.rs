@@ -199,6 +199,18 @@ fn actix_path(path: &str) -> String {
         .replace("{path}", "{path:.*}")
 }
 
+/// The pattern of the resource that answered a request (as actix's `match_pattern` reports it),
+/// kept as resource data: routing stores it in the request, so the request log and metrics read
+/// it back instead of matching the path against every resource again (`match_pattern` does).
+#[derive(Debug, Clone)]
+pub(crate) struct RoutePattern(pub(crate) std::sync::Arc<str>);
+
+/// The pattern of the resource that answered `req`, or `unmatched`.
+pub(crate) fn pattern_of(req: &actix_web::HttpRequest) -> std::sync::Arc<str> {
+    req.app_data::<RoutePattern>()
+        .map_or_else(|| "unmatched".into(), |p| p.0.clone())
+}
+
 /// The route pattern (as actix reports it in `match_pattern`) a request path would match, or
 /// `None`. For the rare request that never reaches the router's answer (the client went away):
 /// it builds a matcher per endpoint, which the hot path must not do.
@@ -232,7 +244,9 @@ pub fn register<'a>(cfg: &mut ServiceConfig, endpoints: impl Iterator<Item = &'a
     // server's CPU (perf). Stable sort; no match changes, because ids exclude `/` and `:`.
     by_path.sort_by_key(|(p, _)| p.contains('{'));
     for (path, routes) in by_path {
-        let mut r: Resource = web::resource(actix_path(path));
+        let pattern = actix_path(path);
+        let mut r: Resource =
+            web::resource(pattern.as_str()).app_data(RoutePattern(pattern.into()));
         for route in routes {
             r = r.route(route);
         }

@@ -16,7 +16,9 @@ use tracing::Instrument;
 struct InFlight {
     start: Instant,
     method: actix_web::http::Method,
-    path: String,
+    /// The request's URI (a reference-counted clone): the route is only looked up if the
+    /// request is abandoned.
+    uri: actix_web::http::Uri,
     span: tracing::Span,
     log: bool,
     done: bool,
@@ -34,7 +36,8 @@ impl Drop for InFlight {
             return;
         }
         let elapsed = self.start.elapsed().as_secs_f64();
-        let route = crate::endpoints::route_of(&self.path).unwrap_or_else(|| "unmatched".into());
+        let route =
+            crate::endpoints::route_of(self.uri.path()).unwrap_or_else(|| "unmatched".into());
         let status = talos_api::error::CLIENT_CLOSED_REQUEST;
         crate::http_metrics::request(&self.method, &route, status, elapsed);
         if self.log {
@@ -61,13 +64,8 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| (0x21..0x7f).contains(&b)))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = request_id(req.headers().get("x-request-id"));
+    let id_text = id.to_str().unwrap_or_default();
     let state = req.app_data::<actix_web::web::Data<crate::AppState>>();
     let path = req.path();
     let exclude =
@@ -75,7 +73,7 @@ pub async fn request_context(
     let draining = state.is_some_and(|s| s.draining.is_draining());
     let span = tracing::info_span!(
         "request",
-        request_id = %id,
+        request_id = id_text,
         trace_id = tracing::field::Empty,
         otel.name = tracing::field::Empty,
         otel.kind = tracing::field::Empty,
@@ -87,7 +85,7 @@ pub async fn request_context(
     let mut in_flight = InFlight {
         start,
         method: req.method().clone(),
-        path: req.path().to_string(),
+        uri: req.uri().clone(),
         span: span.clone(),
         log: !exclude,
         done: false,
@@ -114,9 +112,7 @@ pub async fn request_context(
         crate::trace::finish(&span, res.status().as_u16());
     }
     let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(HeaderName::from_static("x-request-id"), v);
-    }
+    headers.insert(HeaderName::from_static("x-request-id"), id);
     for (k, v) in talos_api::headers::SECURITY {
         headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
     }
@@ -128,10 +124,7 @@ pub async fn request_context(
             .head_mut()
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = crate::endpoints::pattern_of(res.request());
     let status = res.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
     let method = &in_flight.method;
@@ -156,6 +149,22 @@ pub async fn request_context(
         );
     }
     Ok(res)
+}
+
+/// The caller's `X-Request-ID` when it is 1..=128 visible ASCII characters, else a new UUID v4.
+/// The header value is reused as it came (no copy), and a new id is drawn from the thread's
+/// RNG (uuid's `fast-rng`), not from a `getrandom` system call per request.
+fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(v) = given
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.as_bytes().iter().all(|b| (0x21..0x7f).contains(b))
+    {
+        return v.clone();
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(text).expect("a UUID is a valid header value")
 }
 
 #[cfg(test)]

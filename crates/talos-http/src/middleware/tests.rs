@@ -13,7 +13,7 @@ fn in_flight(path: &str) -> InFlight {
     InFlight {
         start: Instant::now(),
         method: actix_web::http::Method::POST,
-        path: path.into(),
+        uri: path.parse().expect("a request path"),
         span: tracing::Span::none(),
         log: true,
         done: false,
@@ -158,4 +158,32 @@ async fn a_client_that_goes_away_is_answered_499_and_its_handler_still_finishes(
         matches!(finished, Ok(Ok(()))),
         "the handler ran to its end in the background"
     );
+}
+
+/// The caller's id is kept when it is 1..=128 visible ASCII characters; anything else is
+/// replaced by a fresh UUID v4 (a new one each time).
+#[test]
+fn request_ids_kept_or_replaced() {
+    use actix_web::http::header::HeaderValue;
+    let kept = ["abc", "req-1:2/3", &"x".repeat(128)];
+    for id in kept {
+        let v = HeaderValue::from_str(id).unwrap();
+        assert_eq!(super::request_id(Some(&v)), v, "{id}");
+    }
+    let replaced = [
+        Some(HeaderValue::from_static("")),
+        Some(HeaderValue::from_static("has space")),
+        Some(HeaderValue::from_str(&"x".repeat(129)).unwrap()),
+        Some(HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()),
+        None,
+    ];
+    for given in replaced {
+        let a = super::request_id(given.as_ref());
+        let b = super::request_id(given.as_ref());
+        let text = a.to_str().unwrap();
+        let parsed = uuid::Uuid::parse_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(parsed.get_version_num(), 4, "{given:?}");
+        assert_eq!(text, parsed.hyphenated().to_string(), "lower-case, hyphenated");
+        assert_ne!(a, b, "a fresh id each time");
+    }
 }
