@@ -20,11 +20,11 @@ use crate::results::Run;
 pub const THROUGHPUT: &str = "http-throughput.svg";
 pub const LATENCY: &str = "http-latency.svg";
 
-const WIDTH: u32 = 960;
+const WIDTH: u32 = 1100;
 /// Pixels per scenario row, and around the plot (caption, axis, legend).
 const ROW: u32 = 30;
 const FRAME: u32 = 110;
-const LABEL_AREA: u32 = 330;
+const LABEL_AREA: u32 = 430;
 const FONT: &str = "sans-serif";
 
 const TALOS: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
@@ -32,6 +32,35 @@ const BASELINE: RGBColor = RGBColor(0xbb, 0xbb, 0xbb);
 const P50: RGBColor = RGBColor(0x2c, 0xa0, 0x2c);
 const P99: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
 const P999: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+
+/// `cargo xtask bench-charts`: redraws the charts from the last full run's
+/// `target/bench/results.json`, without measuring again.
+pub fn redraw() -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        mode: String,
+        runs: Vec<Run>,
+    }
+    let path = crate::workspace::target_dir()
+        .join("bench")
+        .join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `cargo xtask bench` first)", path.display()))?;
+    let saved: Saved =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    anyhow::ensure!(
+        saved.mode == "full",
+        "{} is not from a full run",
+        path.display()
+    );
+    for chart in write(
+        &crate::workspace::root().join("docs").join("bench"),
+        &saved.runs,
+    )? {
+        eprintln!("xtask: drew {}", chart.display());
+    }
+    Ok(())
+}
 
 /// Writes both charts into `dir` (created if missing) and returns their paths. A chart with no
 /// runs to show is not written.
@@ -221,8 +250,8 @@ mod tests {
             cache: Some(CacheKind::Memory),
             scenario: title.replace(' ', "_"),
             title: title.into(),
-            load_kind,
-            generator: "wrk",
+            load_kind: load_kind.into(),
+            generator: "wrk".into(),
             load: Load {
                 connections: 64,
                 threads: 2,

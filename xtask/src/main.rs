@@ -1,6 +1,7 @@
 //! Project automation, one subcommand per job:
 //! - measuring: `bench` (the HTTP load harness of issue 7, docs/benchmarks.md) with its
-//!   `baseline-server`, `bench-cache` (verify throughput per cache backend);
+//!   `baseline-server` and `bench-charts` (redraws its SVG charts), `bench-cache` (verify
+//!   throughput per cache backend);
 //! - resilience: `chaos` and `soak` (fault injection and the soak run of issue 11,
 //!   docs/reliability.md);
 //! - CI (`.ci/run` is the list of steps): `tidy` (the rules of docs/ARCHITECTURE.md a program can
@@ -59,6 +60,8 @@ enum Cmd {
     /// Gateway verify behind real nginx (`auth_request`) and Caddy (`forward_auth`), configured
     /// as docs/integrations/ says.
     GatewayProxy(ci::gateway_proxy::Args),
+    /// Redraw docs/bench/*.svg from target/bench/results.json (the last full `bench` run).
+    BenchCharts,
     /// The framework ceiling: a minimal actix-web server answering a verify-shaped JSON POST
     /// with a fixed JSON body (no crypto, no storage).
     BaselineServer {
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Bench(args) => bench::run(args),
         Cmd::BenchCache(args) => bench::cache::run(args),
+        Cmd::BenchCharts => charts::redraw(),
         Cmd::Chaos(args) => chaos::run(args),
         Cmd::DocsCheck(args) => docs_check::run(args),
         Cmd::Soak(args) => chaos::soak::run(args),

@@ -1,9 +1,11 @@
 //! What a `cargo xtask bench` run measured, as written to `target/bench/results.json`: plain
 //! data, filled in by `bench` and read by `report`, which depend on it and not on each other.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Sqlite,
@@ -19,7 +21,7 @@ impl Backend {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheKind {
     Memory,
@@ -36,7 +38,7 @@ impl CacheKind {
 }
 
 /// How hard a run pushes.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Load {
     pub connections: usize,
     pub threads: usize,
@@ -75,8 +77,8 @@ impl Outcome {
     }
 }
 
-/// One measured run.
-#[derive(Clone, Debug, Serialize)]
+/// One measured run (read back by `cargo xtask bench-charts`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Run {
     pub target: String,
     pub backend: Option<Backend>,
@@ -84,9 +86,9 @@ pub struct Run {
     pub scenario: String,
     pub title: String,
     /// `saturation` or `half`.
-    pub load_kind: &'static str,
+    pub load_kind: Cow<'static, str>,
     /// `wrk` or `oha` (rate-limited).
-    pub generator: &'static str,
+    pub generator: Cow<'static, str>,
     pub load: Load,
     /// For half-load runs: half of the saturation throughput.
     pub target_rps: Option<f64>,

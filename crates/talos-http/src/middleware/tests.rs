@@ -183,7 +183,11 @@ fn request_ids_kept_or_replaced() {
         let text = a.to_str().unwrap();
         let parsed = uuid::Uuid::parse_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(parsed.get_version_num(), 4, "{given:?}");
-        assert_eq!(text, parsed.hyphenated().to_string(), "lower-case, hyphenated");
+        assert_eq!(
+            text,
+            parsed.hyphenated().to_string(),
+            "lower-case, hyphenated"
+        );
         assert_ne!(a, b, "a fresh id each time");
     }
 }
