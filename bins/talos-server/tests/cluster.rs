@@ -6,8 +6,9 @@
 //! the latter through a failover (processes: `talos_test_support::redis_topology`).
 //!
 //! Runs only when both `TALOS_TEST_DATABASE_URL` and `TALOS_TEST_REDIS_URL` are set. With
-//! `TALOS_PROPAGATION_SAMPLES=N` it revokes N keys and prints the median and maximum
-//! propagation time (the figure in docs/benchmarks.md):
+//! `TALOS_PROPAGATION_SAMPLES=N` it revokes N keys per figure (standalone, cluster, sentinel
+//! before and after the failover) and prints the median, p99 and maximum propagation time (the
+//! figures in docs/benchmarks.md):
 //!
 //! ```text
 //! TALOS_PROPAGATION_SAMPLES=100 cargo test -p talos-server --test cluster -- --nocapture
@@ -55,9 +56,25 @@ async fn revoke(node: &TestApp, key_id: &str) {
     assert!(s == 200 || s == 204, "{s} {j}");
 }
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// How many revocations a propagation figure takes: `TALOS_PROPAGATION_SAMPLES`, else `default`.
+fn samples(default: usize) -> usize {
+    std::env::var("TALOS_PROPAGATION_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Prints the median, p99 (nearest rank) and maximum of `seen` under `label`.
+fn report(label: &str, seen: &mut [Duration]) {
+    seen.sort();
+    let rank = |p: f64| seen[((p * seen.len() as f64).ceil() as usize).clamp(1, seen.len()) - 1];
+    eprintln!(
+        "{label}: revocation propagation A -> B over {} revocations: median {:?}, p99 {:?}, max {:?}",
+        seen.len(),
+        rank(0.5),
+        rank(0.99),
+        seen[seen.len() - 1]
+    );
 }
 
 /// `samples` times: a key cached on B (HIT) and revoked on A is reported revoked by B within
@@ -144,17 +161,8 @@ async fn revocation_on_one_node_is_seen_by_the_other_within_a_second() {
     let a = node_a(&admin, &redis, "    mode: standalone\n");
     let b = a.spawn_another(None);
 
-    let samples: usize = std::env::var("TALOS_PROPAGATION_SAMPLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let mut seen = revocations_propagate(&a, &b, samples).await;
-    let max = *seen.iter().max().unwrap();
-    let med = median(&mut seen);
-    eprintln!(
-        "revocation propagation A -> B over {samples} revocations: median {med:?}, max {max:?}"
-    );
-    assert!(max < Duration::from_secs(1));
+    let mut seen = revocations_propagate(&a, &b, samples(3)).await;
+    report("standalone", &mut seen);
     limiter_is_shared(&a, &b).await;
 }
 
@@ -189,8 +197,8 @@ async fn two_nodes_on_a_redis_cluster() {
         &topology_yaml("cluster", &cluster.addrs(), ""),
     );
     let b = a.spawn_another(None);
-    let seen = revocations_propagate(&a, &b, 5).await;
-    eprintln!("cluster: revocation propagation A -> B: {seen:?}");
+    let mut seen = revocations_propagate(&a, &b, samples(5)).await;
+    report("cluster", &mut seen);
     limiter_is_shared(&a, &b).await;
     drop((a, b));
     drop(cluster);
@@ -215,8 +223,8 @@ async fn two_nodes_on_sentinel_through_a_failover() {
         &topology_yaml("sentinel", &set.addrs(), &extra),
     );
     let b = a.spawn_another(None);
-    let seen = revocations_propagate(&a, &b, 5).await;
-    eprintln!("sentinel: revocation propagation A -> B: {seen:?}");
+    let mut seen = revocations_propagate(&a, &b, samples(5)).await;
+    report("sentinel", &mut seen);
     limiter_is_shared(&a, &b).await;
 
     let (a, b) = (Arc::new(a), Arc::new(b));
@@ -259,8 +267,8 @@ async fn two_nodes_on_sentinel_through_a_failover() {
     assert!(revocations > 0);
     eprintln!("sentinel: {revocations} revocations across the failover");
 
-    let seen = revocations_propagate(&a, &b, 5).await;
-    eprintln!("sentinel, after the failover: revocation propagation A -> B: {seen:?}");
+    let mut seen = revocations_propagate(&a, &b, samples(5)).await;
+    report("sentinel, after the failover", &mut seen);
     limiter_is_shared(&a, &b).await;
     drop((a, b));
     drop(set);
