@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::types::RangedCoordusize;
 use plotters::prelude::*;
@@ -99,18 +100,12 @@ pub fn throughput(runs: &[Run]) -> Result<Option<String>> {
     let n = rows.len();
     let mut svg = String::new();
     {
-        let height = FRAME + ROW * rows.len() as u32;
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Throughput at saturation: Talos (blue) inside the actix-web baseline run right after it (grey)",
-                (FONT, 17),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(LABEL_AREA)
-            .build_cartesian_2d(0.0..max, rows_axis(rows.len()))?;
+        let root = canvas(&mut svg, n)?;
+        let mut chart = builder(
+            &root,
+            "Throughput at saturation: Talos (blue) inside the actix-web baseline run right after it (grey)",
+        )
+        .build_cartesian_2d(0.0..max, rows_axis(n))?;
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -160,18 +155,12 @@ pub fn latency(runs: &[Run]) -> Result<Option<String>> {
     let n = rows.len();
     let mut svg = String::new();
     {
-        let height = FRAME + ROW * rows.len() as u32;
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Latency at half load: p50 (green), p99 (orange), p99.9 (red); the line is the 2 ms p99 goal",
-                (FONT, 17),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(LABEL_AREA)
-            .build_cartesian_2d((floor..max).log_scale(), rows_axis(rows.len()))?;
+        let root = canvas(&mut svg, n)?;
+        let mut chart = builder(
+            &root,
+            "Latency at half load: p50 (green), p99 (orange), p99.9 (red); the line is the 2 ms p99 goal",
+        )
+        .build_cartesian_2d((floor..max).log_scale(), rows_axis(n))?;
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -199,6 +188,27 @@ pub fn latency(runs: &[Run]) -> Result<Option<String>> {
         root.present()?;
     }
     Ok(Some(svg))
+}
+
+/// A white SVG canvas drawing into `svg`, tall enough for `rows` rows.
+fn canvas(svg: &mut String, rows: usize) -> Result<DrawingArea<SVGBackend<'_>, Shift>> {
+    let height = FRAME + ROW * rows as u32;
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    Ok(root)
+}
+
+/// Both charts' frame: the caption, margins and label areas.
+fn builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, (FONT, 17))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(LABEL_AREA);
+    b
 }
 
 /// The rows' axis: one segment per row. Plotters' integer ranges include their end, but an empty
