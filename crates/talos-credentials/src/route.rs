@@ -215,6 +215,21 @@ mod tests {
             assert!(classify(raw).is_imported(), "{raw}");
             assert!(!looks_issued(raw));
         }
+        // An identifier with a character outside the alphabet (only the decoder checks it): not
+        // issued-shaped, so a configured prefix is a malformed key and any other imports.
+        for bad in ['0', 'O', 'I', 'l', '-', '+'] {
+            let mut ident = bs58::encode([b'a'; 30]).into_string();
+            ident.replace_range(5..6, &bad.to_string());
+            let checksum = "2".repeat(44);
+            let other = format!("zzz_v1_{ident}_{checksum}");
+            assert!(!looks_issued(&other), "{other}");
+            assert!(classify(&other).is_imported(), "{other}");
+            let configured = format!("talos_v1_{ident}_{checksum}");
+            assert!(
+                matches!(classify(&configured), Credential::MalformedIssued(_)),
+                "{configured}"
+            );
+        }
         // An identifier too long to decode is not issued-shaped for import purposes.
         let long = format!("zzz_v1_{}_{}", "2".repeat(129), "2".repeat(44));
         assert!(!looks_issued(&long));
