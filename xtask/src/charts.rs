@@ -6,8 +6,6 @@
 //!   baseline measured right after it (the ratio the goals are stated in).
 //! - `http-latency.svg`: p50, p99 and p99.9 at half load on a log scale, with the 2 ms goal.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentedCoord;
@@ -54,35 +52,26 @@ pub fn redraw() -> Result<()> {
         "{} is not from a full run",
         path.display()
     );
-    for chart in write(
-        &crate::workspace::root().join("docs").join("bench"),
-        &saved.runs,
-    )? {
-        eprintln!("xtask: drew {}", chart.display());
-    }
-    Ok(())
+    write(&saved.runs)
 }
 
-/// Writes both charts into `dir` (created if missing) and returns their paths. A chart with no
-/// runs to show is not written.
-pub fn write(dir: &Path, runs: &[Run]) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut written = Vec::new();
+/// Draws both charts into `docs/bench/` (created if missing), naming each file drawn. A chart
+/// with no runs to show is not written.
+pub fn write(runs: &[Run]) -> Result<()> {
+    let dir = crate::workspace::root().join("docs").join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, svg) in [(THROUGHPUT, throughput(runs)?), (LATENCY, latency(runs)?)] {
         let Some(svg) = svg else { continue };
         let path = dir.join(name);
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
+        eprintln!("xtask: drew {}", path.display());
     }
-    Ok(written)
+    Ok(())
 }
 
-/// A row's label: backend/cache and the scenario's title.
+/// A row's label: backend/cache (as the tables name it) and the scenario's title.
 fn label(r: &Run) -> String {
-    match (r.backend, r.cache) {
-        (Some(b), Some(c)) => format!("{}/{} · {}", b.name(), c.name(), r.title),
-        _ => r.title.clone(),
-    }
+    format!("{} · {}", crate::report::label(r), r.title)
 }
 
 /// Saturation runs of Talos with their paired baseline, as an SVG document.

@@ -509,7 +509,8 @@ pub fn markdown(res: &Results) -> String {
     s
 }
 
-fn label(r: &Run) -> String {
+/// A run's `backend/cache`, or its target (the baseline).
+pub(crate) fn label(r: &Run) -> String {
     match (r.backend, r.cache) {
         (Some(b), Some(c)) => format!("{}/{}", b.name(), c.name()),
         _ => r.target.clone(),

@@ -107,7 +107,10 @@ async fn revocations_propagate(a: &TestApp, b: &TestApp, samples: usize) -> Vec<
         loop {
             let (j, _) = verify(b, &secret).await;
             if j["error_code"] == "VERIFICATION_ERROR_REVOKED" {
-                seen.push(revoked.elapsed());
+                let took = revoked.elapsed();
+                // The answer itself may have come late: the bound holds for it too.
+                assert!(took < Duration::from_secs(1), "revoked only after {took:?}");
+                seen.push(took);
                 break;
             }
             assert_eq!(j["is_valid"], true, "{j}");

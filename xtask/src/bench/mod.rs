@@ -435,9 +435,7 @@ fn write_results(args: &Args, root: &Path, bench_dir: &Path, results: &Results) 
         let doc = root.join("docs").join("benchmarks.md");
         report::write_section(&doc, &table)?;
         eprintln!("xtask: updated {}", doc.display());
-        for chart in crate::charts::write(&root.join("docs").join("bench"), &results.runs)? {
-            eprintln!("xtask: drew {}", chart.display());
-        }
+        crate::charts::write(&results.runs)?;
     }
     Ok(())
 }
