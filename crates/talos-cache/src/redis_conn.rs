@@ -13,6 +13,7 @@ use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
     RedisConnectionInfo, RedisFuture, RedisResult, TlsMode, aio::ConnectionManagerConfig,
+    io::tcp::TcpSettings,
 };
 
 use crate::{CacheError, CacheKey};
@@ -145,6 +146,14 @@ fn addr_of(s: &RedisSettings, addr: &str) -> Result<ConnectionAddr, CacheError> 
     })
 }
 
+/// Every connection to Redis turns Nagle's algorithm off. The redis crate leaves it on by
+/// default (1.x), and a small command written while an earlier segment waits for its
+/// acknowledgement then waits for the server's delayed ACK: tens of milliseconds on a cache
+/// read, a limiter script or an eviction.
+fn tcp() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 fn unavailable(e: redis::RedisError) -> CacheError {
     CacheError::Unavailable(e.to_string())
 }
@@ -158,7 +167,8 @@ fn node_info(s: &RedisSettings, addr: &str, db: u8) -> Result<ConnectionInfo, Ca
     Ok(addr_of(s, addr)?
         .into_connection_info()
         .map_err(unavailable)?
-        .set_redis_settings(redis))
+        .set_redis_settings(redis)
+        .set_tcp_settings(tcp()))
 }
 
 /// A cheap-to-clone handle over one of the deployment kinds: a lazily connecting,
@@ -323,7 +333,8 @@ impl Redis {
                     .connection_timeout(s.timeout)
                     .response_timeout(s.timeout)
                     .retries(3)
-                    .max_retry_wait(500);
+                    .max_retry_wait(500)
+                    .tcp_settings(tcp());
                 if let Some(p) = &s.password {
                     builder = builder.password(p);
                 }
@@ -355,7 +366,8 @@ impl Redis {
                         Ok(addr_of(s, a)?
                             .into_connection_info()
                             .map_err(unavailable)?
-                            .set_redis_settings(redis))
+                            .set_redis_settings(redis)
+                            .set_tcp_settings(tcp()))
                     })
                     .collect::<Result<Vec<_>, CacheError>>()?;
                 let sentinel = Sentinel::build(sentinels).map_err(unavailable)?;
@@ -363,8 +375,9 @@ impl Redis {
                 if let Some(p) = &s.password {
                     redis = redis.set_password(p);
                 }
-                let mut node =
-                    SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
+                let mut node = SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(redis)
+                    .set_tcp_settings(tcp());
                 if s.tls {
                     node = node.set_tls_mode(TlsMode::Secure);
                 }
@@ -415,6 +428,15 @@ impl Redis {
                 nodes[i].get_async_pubsub().await
             }
             Backend::Sentinel(s) => s.master().await?.get_async_pubsub().await,
+        }
+    }
+
+    /// The seed nodes' clients in cluster mode (else none), for the invalidation fast path:
+    /// one extra pub/sub connection per node (see `redis_cache`).
+    pub(crate) fn cluster_nodes(&self) -> Vec<Client> {
+        match &self.inner.backend {
+            Backend::Cluster { nodes, .. } => nodes.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -505,4 +527,30 @@ fn is_connection_error(e: &redis::RedisError) -> bool {
 /// A write refused by a node that is no longer the primary (after a failover).
 fn is_demoted(e: &redis::RedisError) -> bool {
     e.code() == Some("READONLY")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nagle stays off on every data connection, whatever the deployment kind: the library's
+    /// default would hold a small command back for the server's delayed acknowledgement.
+    #[test]
+    fn every_connection_turns_nagle_off() {
+        let mut s = RedisSettings::from_url("redis://127.0.0.1:6379", "t").unwrap();
+        assert!(
+            node_info(&s, "127.0.0.1:6379", 0)
+                .unwrap()
+                .tcp_settings()
+                .nodelay()
+        );
+        s.tls = true;
+        assert!(
+            node_info(&s, "localhost:6380", 0)
+                .unwrap()
+                .tcp_settings()
+                .nodelay()
+        );
+        assert!(tcp().nodelay());
+    }
 }

@@ -103,11 +103,36 @@ where
     }
 }
 
+/// Waits (up to 20 s, past a fast-path role recheck) until both in-process handles have one
+/// fast-path subscription per primary.
+async fn wait_fast_paths(n: &Nodes, primaries: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while [&n.a, &n.b]
+        .iter()
+        .any(|c| c.fast_path_connections() != primaries)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "fast paths: A {}, B {}, want {primaries}",
+            n.a.fast_path_connections(),
+            n.b.fast_path_connections()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The contract on both handles, an eviction on A reaching B's in-process layer, the limiter
-/// exact across A and B on keys spread over slots.
-async fn checks(n: &Nodes) {
+/// exact across A and B on keys spread over slots. `cluster`: B's in-process layer also hears
+/// every eviction on its fast path, straight from the primary that ran it (one subscription per
+/// primary, none to the replicas).
+async fn checks(n: &Nodes, cluster: bool) {
     contract(n.a.as_ref()).await;
     contract(n.b.as_ref()).await;
+    if cluster {
+        wait_fast_paths(n, 3).await;
+    } else {
+        assert_eq!(n.b.fast_path_connections(), 0);
+    }
 
     // An eviction on A reaches B's in-process layer.
     let hour = Duration::from_secs(3600);
@@ -121,17 +146,23 @@ async fn checks(n: &Nodes) {
             "B caches it"
         );
         let received = n.b.invalidations_received();
+        let fast = n.b.fast_path_received();
         let started = Instant::now();
         n.a.evict(&k).await.unwrap();
         let mut seen = false;
         while started.elapsed() < Duration::from_secs(10) {
-            if n.b.invalidations_received() > received {
+            if n.b.invalidations_received() > received
+                && (!cluster || n.b.fast_path_received() > fast)
+            {
                 seen = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(seen, "the invalidation reaches B");
+        assert!(
+            seen,
+            "the invalidation reaches B (and its fast path in a cluster)"
+        );
         eprintln!("invalidation seen on B after {:?}", started.elapsed());
         assert_eq!(n.b.get(&k).await.unwrap(), None);
     }
@@ -216,7 +247,7 @@ async fn redis_cluster_contract_invalidation_limiter_and_failover() {
     let mut cluster = tokio::task::spawn_blocking(start_cluster).await.unwrap();
     let ns = format!("talos-test-{}", Uuid::new_v4().simple());
     let n = Arc::new(nodes(&cluster_settings(&cluster, &ns)).await);
-    checks(&n).await;
+    checks(&n, true).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let revoker = tokio::spawn(revocations_hold(
@@ -261,8 +292,9 @@ async fn redis_cluster_contract_invalidation_limiter_and_failover() {
     assert!(evictions > 0);
     eprintln!("{evictions} evictions across the failover");
 
-    // The same checks hold on the new topology (clients follow the slot map themselves).
-    checks(&n).await;
+    // The same checks hold on the new topology (clients follow the slot map themselves; the
+    // promoted replica gets a fast path, the old master, now a replica, none).
+    checks(&n, true).await;
     drop(c);
 }
 
@@ -274,7 +306,7 @@ async fn redis_sentinel_contract_invalidation_limiter_and_failover() {
     let mut set = tokio::task::spawn_blocking(start_sentinels).await.unwrap();
     let ns = format!("talos-test-{}", Uuid::new_v4().simple());
     let n = Arc::new(nodes(&sentinel_settings(&set, &ns)).await);
-    checks(&n).await;
+    checks(&n, false).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let revoker = tokio::spawn(revocations_hold(
@@ -309,7 +341,7 @@ async fn redis_sentinel_contract_invalidation_limiter_and_failover() {
     let evictions = revoker.await.unwrap();
     assert!(evictions > 0);
     eprintln!("{evictions} evictions across the failover");
-    checks(&n).await;
+    checks(&n, false).await;
 
     // A planned failover (`SENTINEL FAILOVER`): the old primary stays up and is demoted in
     // place, so a connection kept to it would now reach a replica; the same must hold.
@@ -332,6 +364,6 @@ async fn redis_sentinel_contract_invalidation_limiter_and_failover() {
     let evictions = revoker.await.unwrap();
     assert!(evictions > 0);
     eprintln!("{evictions} evictions across the planned failover");
-    checks(&n).await;
+    checks(&n, false).await;
     drop(set);
 }
