@@ -14,12 +14,12 @@
 //! With `debug: true` every CORS decision is logged (target `talos::cors`), as upstream's
 //! `cors.debug` does.
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
 
 use crate::AppState;
 use crate::config::CorsConfig;
@@ -119,50 +119,59 @@ fn preflight(c: &CorsConfig, origin: &str, req: &ServiceRequest) -> HttpResponse
     resp
 }
 
-/// App middleware: answers preflights and adds the grant to responses (see the module docs).
-pub async fn cors(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(c) = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.cors.get())
-        .filter(|c| c.enabled)
-    else {
-        return next.call(req).await.map(|r| r.map_into_left_body());
-    };
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-    else {
-        return next.call(req).await.map(|r| r.map_into_left_body());
-    };
-    if !origin_allowed(&c, &origin) {
-        // Only the public JWKS reaches this far with a foreign origin (see the guard).
-        debug(&c, &origin, req.method(), "origin not allowed: no grant");
-        return next.call(req).await.map(|r| r.map_into_left_body());
-    }
-    if req.method() == Method::OPTIONS
-        && req
+/// What CORS does with one request (see the module docs).
+pub(crate) enum Cors {
+    /// Not a CORS request, or CORS is off, or the origin gets no grant: served as it is.
+    Pass,
+    /// A preflight from an allowed origin, answered here.
+    Preflight(HttpResponse),
+    /// Served, and the response carries the grant for this origin ([`Cors::apply`]).
+    Grant(Arc<CorsConfig>, String),
+}
+
+impl Cors {
+    /// Decides for `req` before it is routed.
+    pub(crate) fn check(req: &ServiceRequest, state: Option<&AppState>) -> Cors {
+        let Some(c) = state.map(|s| s.cors.get()).filter(|c| c.enabled) else {
+            return Cors::Pass;
+        };
+        let Some(origin) = req
             .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-    {
-        let resp = preflight(&c, &origin, &req);
-        return Ok(req.into_response(resp).map_into_right_body());
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return Cors::Pass;
+        };
+        if !origin_allowed(&c, &origin) {
+            // Only the public JWKS reaches this far with a foreign origin (see the guard).
+            debug(&c, &origin, req.method(), "origin not allowed: no grant");
+            return Cors::Pass;
+        }
+        if req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            return Cors::Preflight(preflight(&c, &origin, req));
+        }
+        debug(&c, &origin, req.method(), "allowed");
+        Cors::Grant(c, origin)
     }
-    debug(&c, &origin, req.method(), "allowed");
-    let mut res = next.call(req).await?;
-    let h = res.headers_mut();
-    grant(&c, &origin, h);
-    h.append(header::VARY, HeaderValue::from_static("Origin"));
-    if !c.exposed_headers.is_empty()
-        && let Some(v) = value(&c.exposed_headers.join(", "))
-    {
-        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+
+    /// Adds the grant to a served response's headers.
+    pub(crate) fn apply(&self, h: &mut HeaderMap) {
+        let Cors::Grant(c, origin) = self else {
+            return;
+        };
+        grant(c, origin, h);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        if !c.exposed_headers.is_empty()
+            && let Some(v) = value(&c.exposed_headers.join(", "))
+        {
+            h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v);
+        }
     }
-    Ok(res.map_into_left_body())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!
 //! The handler is then not dropped but left to finish in the background: cancelling a mutation
 //! midway could commit a revoke and skip its cache eviction (as the request deadline does, see
-//! `limits::deadline`). Quick requests, nearly all of them, never look at the socket.
+//! `limits::within_deadline`). Quick requests, nearly all of them, never look at the socket.
 
 use std::any::Any;
 use std::rc::Rc;

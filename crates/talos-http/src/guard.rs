@@ -10,11 +10,8 @@
 //!   or, when unset and bound to a loopback address, only loopback names, which stops DNS
 //!   rebinding of a local server. The networks' hostnames are allowed under multitenancy.
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -106,49 +103,40 @@ fn is_public_jwks(req: &ServiceRequest) -> bool {
         )
 }
 
-/// App middleware: refuses foreign origins and hosts before routing.
-pub async fn browser_and_host(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(|r| r.map_into_left_body());
-    };
+/// Why `req` is refused before routing, if it is: a foreign host (421) or a foreign browser
+/// origin (403).
+pub(crate) fn refusal(req: &ServiceRequest, state: &AppState) -> Option<ApiError> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let host = if state.trust_forwarded_host {
         header("x-forwarded-host").or_else(|| header("host"))
     } else {
         header("host")
-    }
-    .map(|h| h.split(',').next().unwrap_or(h).to_string())
-    .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let refusal = if !state.access.hosts.allows(host.as_deref()) {
-        Some(ApiError::new(
+    };
+    let host = host.map(|h| h.split(',').next().unwrap_or(h));
+    let authority = req.uri().authority().map(|a| a.as_str());
+    if !state.access.hosts.allows(host.or(authority)) {
+        return Some(ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
             Code::FailedPrecondition,
             reason::HOST_NOT_ALLOWED,
             "this server does not answer for the requested host (serve.http.allowed_hosts)",
-        ))
-    } else if let Some(origin) = req.headers().get(header::ORIGIN)
-        && !is_public_jwks(&req)
-        && !is_gateway(&req)
+        ));
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN)
+        && !is_public_jwks(req)
+        && !is_gateway(req)
         && !origin
             .to_str()
             .is_ok_and(|o| origin_allowed(&state.cors.get(), o))
     {
-        Some(ApiError::new(
+        return Some(ApiError::new(
             StatusCode::FORBIDDEN,
             Code::PermissionDenied,
             reason::ORIGIN_NOT_ALLOWED,
             "requests from this browser origin are not allowed (serve.http.cors)",
-        ))
-    } else {
-        None
-    };
-    match refusal {
-        Some(e) => Ok(req.into_response(e.error_response()).map_into_right_body()),
-        None => next.call(req).await.map(|r| r.map_into_left_body()),
+        ));
     }
+    None
 }
 
 #[cfg(test)]

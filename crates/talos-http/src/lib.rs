@@ -20,6 +20,7 @@ mod middleware;
 pub mod openapi;
 pub mod planes;
 pub mod self_service;
+mod surface;
 pub mod trace;
 pub mod wire;
 
@@ -132,12 +133,7 @@ pub fn app(
         .app_data(web::Data::new(limits::Inflight::default()))
         .configure(|cfg| plane_routes(plane, cfg))
         .default_service(web::to(misc::not_found))
-        .wrap(actix_web::middleware::from_fn(limits::body_deadline))
-        .wrap(actix_web::middleware::from_fn(cors::cors))
-        .wrap(actix_web::middleware::from_fn(guard::browser_and_host))
-        .wrap(actix_web::middleware::from_fn(middleware::request_context))
-        .wrap(actix_web::middleware::from_fn(limits::shed))
-        .wrap(actix_web::middleware::from_fn(limits::deadline))
+        .wrap(surface::Surface)
 }
 
 /// The API server on an already-bound listener (port 0 works for tests). Signals are handled by

@@ -1,6 +1,6 @@
 //! Bounded answers (decisions.md "Resilience"): a deadline per request, a deadline for the request
 //! body, and load shedding, beyond a number of requests in flight per worker or when a worker's
-//! event loop runs late. Each is a small `from_fn` middleware reading its settings from
+//! event loop runs late. Each is one step of [`crate::surface`], with its settings from
 //! [`crate::AppState::limits`].
 
 use std::future::Future;
@@ -11,17 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::middleware::Next;
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::Stream;
 
-use crate::AppState;
 use crate::error::ApiError;
 use talos_api::Code;
 use talos_api::error::reason;
@@ -61,29 +58,24 @@ impl Limits {
     }
 }
 
-fn limits(req: &ServiceRequest) -> Limits {
-    req.app_data::<Data<AppState>>()
-        .map(|s| s.limits)
-        .unwrap_or_default()
-}
-
-/// Answers 503 `DEADLINE_EXCEEDED` once `request_timeout` has passed. The request is not
-/// cancelled but left to finish in the background: dropping it midway could leave a mutation
-/// half done (say, a revoke committed but its cache eviction never sent). Its log line and
-/// metrics are recorded when it finishes.
+/// Runs `fut` within `timeout` (zero: no bound): once it has passed, answers 503
+/// `DEADLINE_EXCEEDED`. The request is not cancelled but left to finish in the background:
+/// dropping it midway could leave a mutation half done (say, a revoke committed but its cache
+/// eviction never sent). Its log line and metrics are recorded when it finishes.
 ///
-/// This is the outermost layer, and the answer is an `Err` that actix renders with the error
-/// envelope: an `HttpRequest` for a `ServiceResponse` cannot be kept here (cloning it before
-/// routing makes actix's router panic), so the 503 carries no request id header.
-pub async fn deadline(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let timeout = limits(&req).request_timeout;
+/// This is the outermost step of [`crate::surface`], and the answer is an `Err` that actix
+/// renders with the error envelope: an `HttpRequest` for a `ServiceResponse` cannot be kept
+/// there (cloning it before routing makes actix's router panic), so the 503 carries no request
+/// id header.
+pub(crate) async fn within_deadline<T: 'static>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, actix_web::Error>> + 'static,
+) -> Result<T, actix_web::Error> {
     if timeout.is_zero() {
-        return next.call(req).await;
+        return fut.await;
     }
-    let mut fut = next.call(req);
+    // Boxed so that it can be handed to the background if the deadline passes.
+    let mut fut = Box::pin(fut);
     match tokio::time::timeout(timeout, &mut fut).await {
         Ok(res) => res,
         Err(_) => {
@@ -102,21 +94,18 @@ pub async fn deadline(
     }
 }
 
-/// Bounds the arrival of the request body by `client_timeout` (actix's `client_request_timeout`
-/// covers only the head): a body still arriving then ends with an error, which the body reader
-/// answers with 408, and the connection is closed rather than kept for a slow sender.
-pub async fn body_deadline(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let timeout = limits(&req).client_timeout;
+/// Bounds the arrival of the request body by `timeout` (actix's `client_request_timeout` covers
+/// only the head): a body still arriving then ends with an error, which the body reader answers
+/// with 408, and the connection is closed ([`close_after_body_timeout`]) rather than kept for a
+/// slow sender. Requests without a body are left alone.
+pub(crate) fn bound_body(req: &mut ServiceRequest, timeout: Duration) {
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
         || req
             .headers()
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     if !has_body || timeout.is_zero() {
-        return next.call(req).await;
+        return;
     }
     let inner = req.take_payload();
     let bounded = BodyDeadline {
@@ -127,13 +116,15 @@ pub async fn body_deadline(
     req.set_payload(Payload::from(
         Box::pin(bounded) as Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>>
     ));
-    let mut res = next.call(req).await?;
+}
+
+/// A 408 (the body did not arrive in time) closes the connection.
+pub(crate) fn close_after_body_timeout<B>(res: &mut ServiceResponse<B>) {
     if res.status() == StatusCode::REQUEST_TIMEOUT {
         res.response_mut()
             .head_mut()
             .set_connection_type(actix_web::http::ConnectionType::Close);
     }
-    Ok(res)
 }
 
 struct BodyDeadline {
@@ -167,7 +158,7 @@ impl Stream for BodyDeadline {
 pub(crate) const BODY_TIMEOUT: &str =
     "the request body did not arrive within serve.http.client_timeout";
 
-/// Whether a body read failed because of [`body_deadline`].
+/// Whether a body read failed because of [`bound_body`].
 pub(crate) fn is_body_timeout(e: &PayloadError) -> bool {
     matches!(e, PayloadError::Io(io) if io.kind() == io::ErrorKind::TimedOut)
 }
@@ -242,7 +233,7 @@ impl LoopLag {
 }
 
 /// Decrements the in-flight count when the request's future completes or is dropped.
-struct Admitted(Data<Inflight>);
+pub(crate) struct Admitted(Data<Inflight>);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
@@ -250,7 +241,8 @@ impl Drop for Admitted {
     }
 }
 
-fn overloaded(message: &'static str) -> actix_web::HttpResponse {
+/// The 503 `OVERLOADED` answer (with `Retry-After: 1`) for a request [`admit`] refused.
+pub(crate) fn overloaded(message: &'static str) -> actix_web::HttpResponse {
     metrics::counter!("talos_http_shed_total").increment(1);
     let mut res = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -264,37 +256,32 @@ fn overloaded(message: &'static str) -> actix_web::HttpResponse {
     res
 }
 
-/// Answers at once with 503 `OVERLOADED` and `Retry-After: 1` instead of queueing, beyond
-/// `max_inflight` requests in flight on this worker or while its event loop runs later than
-/// `max_queue_delay`. Runs inside [`deadline`], so a request finishing in the background after its
-/// deadline still counts.
-pub async fn shed(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let limits = limits(&req);
-    // Held until the response is produced: the request counts as in flight meanwhile.
-    let mut _admitted = None;
-    if let Some(load) = req.app_data::<Data<Inflight>>().cloned() {
-        if !limits.max_queue_delay.is_zero() {
-            load.lag.ensure_started(limits.max_queue_delay);
-            if load.lag.overloaded() {
-                let res = overloaded("the server is behind on its queue; retry shortly");
-                return Ok(req.into_response(res).map_into_right_body());
-            }
-        }
-        if limits.max_inflight > 0 {
-            if load.count.fetch_add(1, Ordering::AcqRel) >= limits.max_inflight {
-                load.count.fetch_sub(1, Ordering::AcqRel);
-                let res = overloaded("too many requests in flight; retry shortly");
-                return Ok(req.into_response(res).map_into_right_body());
-            }
-            _admitted = Some(Admitted(load));
+/// Load shedding: `Err` says why the request is answered at once with 503 `OVERLOADED`
+/// ([`overloaded`]) instead of queueing, beyond `max_inflight` requests in flight on this worker or while its event loop
+/// runs later than `max_queue_delay`. `Ok` holds the request's place in flight until dropped:
+/// keep it until the answer is produced, including by a request finishing in the background
+/// after its deadline.
+pub(crate) fn admit(
+    req: &ServiceRequest,
+    limits: &Limits,
+) -> Result<Option<Admitted>, &'static str> {
+    let Some(load) = req.app_data::<Data<Inflight>>() else {
+        return Ok(None);
+    };
+    if !limits.max_queue_delay.is_zero() {
+        load.lag.ensure_started(limits.max_queue_delay);
+        if load.lag.overloaded() {
+            return Err("the server is behind on its queue; retry shortly");
         }
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+    if limits.max_inflight == 0 {
+        return Ok(None);
+    }
+    if load.count.fetch_add(1, Ordering::AcqRel) >= limits.max_inflight {
+        load.count.fetch_sub(1, Ordering::AcqRel);
+        return Err("too many requests in flight; retry shortly");
+    }
+    Ok(Some(Admitted(load.clone())))
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ fn describe(path: &str) -> Option<&'static str> {
             "`standalone` (one server), `cluster` (Redis Cluster; keys are hash-tagged so every script touches one slot) or `sentinel` (a Sentinel-managed primary)."
         }
         "cache.redis.addrs" => {
-            "Redis `host:port` addresses: the server (standalone: the first is used), seed nodes (cluster: list several, the invalidation subscriber rotates through them), or the sentinels."
+            "Redis `host:port` addresses: the server (standalone: the first is used), seed nodes (cluster: list several, the invalidation subscriber rotates through them; with `cache.redis.local` on, each primary among them also gets a fast-path subscription), or the sentinels."
         }
         "cache.redis.master_name" => "Sentinel mode: the monitored primary's name (required).",
         "cache.redis.sentinel_password" => {

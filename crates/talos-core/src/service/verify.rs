@@ -339,7 +339,7 @@ impl Service {
         }
         let key_id = parsed.key_id().to_string();
         let cache_key = CacheKey::new(call.nid, key_id.clone());
-        self.verify_stored(call, cache_key, self.load_issued(call.nid, &key_id))
+        self.verify_stored(call, cache_key, || self.load_issued(call.nid, &key_id))
             .await
     }
 
@@ -363,7 +363,7 @@ impl Service {
             .map(|e| imported::hash(e, call.nid, raw))
             .collect();
         let cache_key = CacheKey::new(call.nid, imported_cache_key(&hashes[0]));
-        self.verify_stored(call, cache_key, self.load_imported(call, &hashes))
+        self.verify_stored(call, cache_key, || self.load_imported(call, &hashes))
             .await
     }
 
@@ -430,18 +430,26 @@ impl Service {
 
     /// A stored key, either kind: from the cache, else from storage through `load`; then the
     /// key's own checks.
-    async fn verify_stored(
+    ///
+    /// The storage path is built only on a miss (`load` is called then) and boxed: its future
+    /// is kilobytes (the imported lookup holds its re-hash and eviction inline), and inline it
+    /// would make every verification's future that large, to be zeroed and copied on each
+    /// request, cache hits and forged keys included.
+    async fn verify_stored<L>(
         &self,
         call: &Call<'_>,
         cache_key: CacheKey,
-        load: impl Future<Output = Result<Option<KeyRecord>, StorageError>>,
-    ) -> VerifyOutcome {
+        load: impl FnOnce() -> L,
+    ) -> VerifyOutcome
+    where
+        L: Future<Output = Result<Option<KeyRecord>, StorageError>>,
+    {
         // A shared cache is read and filled only under the outbox lease (invalidation.rs).
         let use_cache = call.rt.cache_enabled && self.cache_trust.trusted();
         let (status, hit) = self.read_cache(call, &cache_key, use_cache).await;
         let record = match hit {
             Some(r) => r,
-            None => match self.read_through(call, &cache_key, use_cache, load).await {
+            None => match Box::pin(self.read_through(call, &cache_key, use_cache, load)).await {
                 Ok(r) => r,
                 Err(f) => return VerifyOutcome::failed(f, status),
             },
@@ -475,13 +483,16 @@ impl Service {
     }
 
     /// Storage behind the cache: a ticket, then `load`, then the row cached under that ticket.
-    async fn read_through(
+    async fn read_through<L>(
         &self,
         call: &Call<'_>,
         cache_key: &CacheKey,
         use_cache: bool,
-        load: impl Future<Output = Result<Option<KeyRecord>, StorageError>>,
-    ) -> Result<CachedKey, VerifyFailure> {
+        load: impl FnOnce() -> L,
+    ) -> Result<CachedKey, VerifyFailure>
+    where
+        L: Future<Output = Result<Option<KeyRecord>, StorageError>>,
+    {
         // Taken before the database read: the put is refused if a mutation evicts the key in
         // between (see talos_cache::Ticket).
         let ticket = if use_cache && call.req.cache != CacheMode::NoStore {
@@ -494,7 +505,7 @@ impl Service {
         } else {
             None
         };
-        match load.await {
+        match load().await {
             Ok(Some(r)) => {
                 let r = Arc::new(r);
                 if let Some(ticket) = &ticket {

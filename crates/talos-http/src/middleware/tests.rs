@@ -96,7 +96,7 @@ async fn a_client_that_goes_away_is_answered_499_and_its_handler_still_finishes(
         release_rx,
         finished_tx,
     ))));
-    // What request_context answered, seen from outside it.
+    // What the surface (the request context inside it) answered, seen from outside it.
     let (status_tx, mut status_rx) = mpsc::unbounded_channel::<u16>();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -104,7 +104,7 @@ async fn a_client_that_goes_away_is_answered_499_and_its_handler_still_finishes(
         let status_tx = status_tx.clone();
         App::new()
             .app_data(signals.clone())
-            .wrap(actix_web::middleware::from_fn(super::request_context))
+            .wrap(crate::surface::Surface)
             .wrap(actix_web::middleware::from_fn(
                 move |req, next: actix_web::middleware::Next<_>| {
                     let status_tx = status_tx.clone();
