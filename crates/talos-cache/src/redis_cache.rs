@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::Script;
+use redis::aio::{PubSubSink, PubSubStream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -95,6 +96,11 @@ impl Default for OnceInstant {
 impl Bus {
     fn now_ms(&self) -> u64 {
         self.origin.0.elapsed().as_millis() as u64
+    }
+
+    /// `t` in [`Bus::now_ms`]'s milliseconds.
+    fn ms_at(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.origin.0).as_millis() as u64
     }
 
     /// Whether L1 may answer: subscribed and heard from within [`L1_LEASE`].
@@ -236,29 +242,18 @@ async fn subscribe_loop<V: Clone + Send + Sync + 'static>(
                     tracing::info!("cache invalidation channel re-subscribed");
                 }
                 backoff = Duration::from_millis(50);
-                let mut beat = tokio::time::interval(HEARTBEAT);
-                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        msg = stream.next() => match msg {
-                            Some(m) => {
-                                if let (Some(k), Some(c)) = (parse_message(m.get_payload_bytes()), &l1) {
-                                    c.evict_now(&k);
-                                }
-                                bus.received.fetch_add(1, Ordering::AcqRel);
-                            }
-                            None => break,
-                        },
-                        _ = beat.tick() => {
-                            let sent = bus.now_ms();
-                            let pong = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
-                            if !matches!(pong, Ok(Ok(_))) {
-                                break;
-                            }
-                            bus.alive_since_ms.fetch_max(sent, Ordering::AcqRel);
-                        }
-                    }
-                }
+                serve(
+                    &mut sink,
+                    &mut stream,
+                    l1.as_ref(),
+                    &bus.received,
+                    timeout,
+                    |sent| {
+                        bus.alive_since_ms
+                            .fetch_max(bus.ms_at(sent), Ordering::AcqRel);
+                    },
+                )
+                .await;
                 bus.subscribed.store(false, Ordering::Release);
                 bus.epoch.fetch_add(1, Ordering::AcqRel);
                 clear(&l1);
@@ -269,6 +264,42 @@ async fn subscribe_loop<V: Clone + Send + Sync + 'static>(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Serves one subscribed connection until it fails: each message evicts its key from `l1` and
+/// counts in `received`; a ping goes out every [`HEARTBEAT`] and must be answered within
+/// `timeout`, and `answered` is told when each answered ping was sent.
+async fn serve<V: Clone + Send + Sync + 'static>(
+    sink: &mut PubSubSink,
+    stream: &mut PubSubStream,
+    l1: Option<&MemoryCache<V>>,
+    received: &AtomicU64,
+    timeout: Duration,
+    answered: impl Fn(Instant),
+) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(m) => {
+                    if let (Some(k), Some(c)) = (parse_message(m.get_payload_bytes()), l1) {
+                        c.evict_now(&k);
+                    }
+                    received.fetch_add(1, Ordering::AcqRel);
+                }
+                None => return,
+            },
+            _ = beat.tick() => {
+                let sent = Instant::now();
+                let pong = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    return;
+                }
+                answered(sent);
+            }
+        }
     }
 }
 
@@ -294,27 +325,15 @@ async fn fast_path_loop<V: Clone + Send + Sync + 'static>(
             if let Ok(Ok(())) = tokio::time::timeout(HEARTBEAT, sink.subscribe(&channel)).await {
                 backoff = Duration::from_millis(50);
                 bus.fast_paths.fetch_add(1, Ordering::AcqRel);
-                let mut beat = tokio::time::interval(HEARTBEAT);
-                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        msg = stream.next() => match msg {
-                            Some(m) => {
-                                if let Some(k) = parse_message(m.get_payload_bytes()) {
-                                    l1.evict_now(&k);
-                                }
-                                bus.fast_path_received.fetch_add(1, Ordering::AcqRel);
-                            }
-                            None => break,
-                        },
-                        _ = beat.tick() => {
-                            let pong = tokio::time::timeout(HEARTBEAT, sink.ping::<redis::Value>()).await;
-                            if !matches!(pong, Ok(Ok(_))) {
-                                break;
-                            }
-                        }
-                    }
-                }
+                serve(
+                    &mut sink,
+                    &mut stream,
+                    Some(&l1),
+                    &bus.fast_path_received,
+                    HEARTBEAT,
+                    |_| {},
+                )
+                .await;
                 bus.fast_paths.fetch_sub(1, Ordering::AcqRel);
             }
         }
