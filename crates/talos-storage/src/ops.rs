@@ -63,6 +63,9 @@ pub(crate) trait Database: Send + Sync + 'static {
 
     /// Called after a batch inserted rows.
     fn after_bulk_insert(&self) -> impl Future<Output = ()> + Send;
+
+    /// Writes a batch of `last_used_time`s, each only forward, atomically.
+    fn touch_rows(&self, touches: &[Touch]) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// diesel's backend type (`Pg`, `Sqlite`) of a [`Database`].
@@ -344,23 +347,10 @@ impl<D: Database> Store for D {
 
     #[tracing::instrument(level = "debug", name = "db.touch_keys", skip_all, fields(db.system.name = D::SYSTEM))]
     async fn touch_keys(&self, touches: &[Touch]) -> Result<()> {
-        let mut pooled = self.conn().await?;
-        let conn: &mut D::Conn = &mut pooled;
-        // One transaction: on SQLite one commit (one fsync) for the whole batch.
-        conn.transaction::<_, TxError, _>(async |c| {
-            for t in touches {
-                let q = sql::touch(
-                    nid_str(t.nid),
-                    kind_str(t.kind),
-                    t.key_id.clone(),
-                    micros(t.at),
-                );
-                c.execute(q).await?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(())
+        if touches.is_empty() {
+            return Ok(());
+        }
+        self.touch_rows(touches).await
     }
 
     #[tracing::instrument(level = "debug", name = "db.find_imported_by_hashes", skip_all, fields(db.system.name = D::SYSTEM))]

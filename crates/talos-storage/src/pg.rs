@@ -12,9 +12,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use crate::batch::{BATCH_CHUNK, room};
 use crate::conn::{PgStore, checkout, status_of};
 use crate::error::Result;
-use crate::model::Quota;
+use crate::model::{Quota, Touch};
 use crate::ops::{Database, TxError};
-use crate::row::{Row, micros};
+use crate::row::{Row, kind_str, micros, nid_str};
 use crate::sql::{self, Connection, KeyConn};
 use crate::store::PoolStatus;
 
@@ -114,12 +114,50 @@ impl Database for PgStore {
             ANALYZE_RUNNING.store(false, Ordering::Release);
         });
     }
+
+    async fn touch_rows(&self, touches: &[Touch]) -> Result<()> {
+        use diesel::sql_types::{Array, BigInt, Text};
+        let nids: Vec<String> = touches.iter().map(|t| nid_str(t.nid)).collect();
+        let kinds: Vec<String> = touches
+            .iter()
+            .map(|t| kind_str(t.kind).to_owned())
+            .collect();
+        let ids: Vec<String> = touches.iter().map(|t| t.key_id.clone()).collect();
+        let ats: Vec<i64> = touches.iter().map(|t| micros(t.at)).collect();
+        let mut conn = self.conn().await?;
+        diesel::sql_query(TOUCH_BATCH)
+            .bind::<Array<Text>, _>(nids)
+            .bind::<Array<Text>, _>(kinds)
+            .bind::<Array<Text>, _>(ids)
+            .bind::<Array<BigInt>, _>(ats)
+            .execute(&mut *conn)
+            .await
+            .map_err(crate::conn::db_err)?;
+        Ok(())
+    }
 }
 
 /// Serialises quota-checked inserts into one network until the transaction ends, then counts its
 /// active keys. READ COMMITTED takes a fresh snapshot per statement, so the count sees every
 /// insert committed by the previous holder of the lock. (SQLite needs no such lock: its write
 /// transactions are serialised anyway; see `sqlite.rs`.)
+/// A batch of `last_used_time` writes as one statement: the rows come in as four arrays, the
+/// newest time per key wins, and a row only ever moves forward (as `sql::touch`). One round trip
+/// instead of one per key, so a flush holds its pooled connection for one statement, not for a
+/// hundred round trips that verifications sharing the pool would queue behind.
+const TOUCH_BATCH: &str = r#"
+UPDATE api_keys AS k SET last_used_time = t.at
+FROM (
+    SELECT nid, kind, key_id, max(at) AS at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(nid, kind, key_id, at)
+    GROUP BY nid, kind, key_id
+) AS t
+WHERE k.nid = t.nid COLLATE "C"
+  AND k.kind = t.kind COLLATE "C"
+  AND k.key_id = t.key_id COLLATE "C"
+  AND (k.last_used_time IS NULL OR k.last_used_time < t.at)
+"#;
+
 async fn lock_and_count(
     c: &mut AsyncPgConnection,
     nid: &str,

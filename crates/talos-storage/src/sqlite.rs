@@ -15,9 +15,9 @@ use diesel_async::pooled_connection::deadpool::Object;
 use crate::batch::{BATCH_CHUNK, room};
 use crate::conn::{SqliteConn, SqliteStore, checkout, db_err, status_of};
 use crate::error::Result;
-use crate::model::Quota;
+use crate::model::{Quota, Touch};
 use crate::ops::{Database, TxError};
-use crate::row::{Row, micros};
+use crate::row::{Row, kind_str, micros, nid_str};
 use crate::sql::{self, Connection, KeyConn};
 use crate::store::PoolStatus;
 
@@ -101,4 +101,22 @@ impl Database for SqliteStore {
     /// Nothing to do: the background `ANALYZE` after imports is a PostgreSQL measure (README,
     /// "Query plans without statistics").
     async fn after_bulk_insert(&self) {}
+
+    /// One statement per key in one transaction: one commit (one fsync) for the batch, and no
+    /// round trips to save (the database is in-process).
+    async fn touch_rows(&self, touches: &[Touch]) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let touches = touches.to_vec();
+        conn.spawn_blocking(move |c| {
+            c.immediate_transaction(|c| {
+                for t in touches {
+                    sql::touch(nid_str(t.nid), kind_str(t.kind), t.key_id, micros(t.at))
+                        .execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .map_err(db_err)
+    }
 }

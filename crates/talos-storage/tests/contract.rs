@@ -49,6 +49,7 @@ contract!(
     basic::rotate,
     basic::delete,
     basic::touch,
+    basic::touch_batch,
     basic::hashes,
     basic::counts,
     basic::invalidations,

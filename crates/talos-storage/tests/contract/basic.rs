@@ -385,6 +385,77 @@ pub async fn touch(db: &TestDb) {
     s.touch_key(n, KeyKind::Issued, "missing", t).await.unwrap();
 }
 
+/// A batch of last-used writes (`touch_keys`, one flush of the last-used writer): every key of
+/// either kind moves forward to its newest time in the batch, never back; missing keys, other
+/// networks and the other columns are left alone.
+pub async fn touch_batch(db: &TestDb) {
+    let s = &db.store;
+    let (n, other) = (nid(), nid());
+    let a = inserted(s.insert_key(&issued(n, &uuid_id())).await.unwrap());
+    let b = inserted(s.insert_key(&issued(n, &uuid_id())).await.unwrap());
+    let c = inserted(s.insert_key(&imported(n, 7001)).await.unwrap());
+    let same_id = inserted(s.insert_key(&issued(other, &a.key_id)).await.unwrap());
+    let t = now() + hours(1);
+    // `b` was used later already: an older flush must not move it back.
+    s.touch_key(n, KeyKind::Issued, &b.key_id, t + hours(3))
+        .await
+        .unwrap();
+    let touch = |kind, key_id: &str, at| Touch {
+        nid: n,
+        kind,
+        key_id: key_id.to_owned(),
+        at,
+    };
+    s.touch_keys(&[
+        touch(KeyKind::Issued, &a.key_id, t),
+        // The same key twice in one batch: the newest time wins, whatever the order.
+        touch(KeyKind::Issued, &a.key_id, t + hours(2)),
+        touch(KeyKind::Issued, &a.key_id, t + hours(1)),
+        touch(KeyKind::Issued, &b.key_id, t),
+        touch(KeyKind::Imported, &c.key_id, t),
+        // A key of another kind with this id does not exist: nothing happens.
+        touch(KeyKind::Imported, &a.key_id, t),
+        touch(KeyKind::Issued, "missing", t),
+    ])
+    .await
+    .unwrap();
+    let used = async |nid, kind, key_id: &str| {
+        s.get_key(nid, kind, key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_time
+    };
+    assert_eq!(
+        used(n, KeyKind::Issued, &a.key_id).await,
+        Some(t + hours(2))
+    );
+    assert_eq!(
+        used(n, KeyKind::Issued, &b.key_id).await,
+        Some(t + hours(3))
+    );
+    assert_eq!(used(n, KeyKind::Imported, &c.key_id).await, Some(t));
+    assert_eq!(
+        used(other, KeyKind::Issued, &same_id.key_id).await,
+        None,
+        "another network's key with the same id is untouched"
+    );
+    let got = s
+        .get_key(n, KeyKind::Imported, &c.key_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got,
+        KeyRecord {
+            last_used_time: Some(t),
+            ..looked_up(&c)
+        },
+        "touch changes nothing else"
+    );
+    s.touch_keys(&[]).await.unwrap();
+}
+
 pub async fn hashes(db: &TestDb) {
     let s = &db.store;
     let n = nid();
